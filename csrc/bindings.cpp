@@ -1,0 +1,136 @@
+// Python bindings for ncii_hash._core. Thin on purpose: check shapes and dtypes, release
+// the GIL, call the plain C++ functions, map C++ exceptions to Python ones
+// (std::invalid_argument -> ValueError, which pybind11 does by default).
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <stdexcept>
+#include <string>
+
+#include "pdq.h"
+#include "simd.h"
+
+namespace py = pybind11;
+using ncii::SimdLevel;
+
+namespace {
+
+using U8Array = py::array_t<uint8_t, py::array::c_style | py::array::forcecast>;
+
+ncii::pdq::ImageView image_view(const py::array& arr) {
+  if (py::isinstance<py::array_t<float>>(arr) && arr.ndim() == 2) {
+    // A float32 luma plane (see ImageView::luma).
+    ncii::pdq::ImageView v{};
+    v.channels = 1;
+    v.rows = static_cast<int>(arr.shape(0));
+    v.cols = static_cast<int>(arr.shape(1));
+    v.row_stride = arr.strides(0);
+    v.col_stride = arr.strides(1);
+    if (v.rows > 0 && v.cols > 0 && (v.row_stride <= 0 || v.col_stride <= 0 || v.row_stride % 4 || v.col_stride % 4))
+      throw std::invalid_argument("luma strides must be positive multiples of 4 (use numpy.ascontiguousarray)");
+    v.luma = static_cast<const float*>(arr.data());
+    v.data = nullptr;
+    return v;
+  }
+  if (!py::isinstance<py::array_t<uint8_t>>(arr))
+    throw py::type_error("image must be a numpy uint8 array (or a 2-D float32 luma plane), got dtype " +
+                         std::string(py::str(arr.dtype())));
+  ncii::pdq::ImageView v{};
+  if (arr.ndim() == 2) {
+    v.channels = 1;
+  } else if (arr.ndim() == 3) {
+    v.channels = static_cast<int>(arr.shape(2));
+    if (v.channels != 1 && v.channels != 3 && v.channels != 4)
+      throw std::invalid_argument("image must have shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4); got " +
+                                  std::to_string(v.channels) + " channels");
+  } else {
+    throw std::invalid_argument("image must be 2-D (grey) or 3-D (H, W, C); got " +
+                                std::to_string(arr.ndim()) + " dimensions");
+  }
+  if (arr.shape(0) > (1 << 30) || arr.shape(1) > (1 << 30))
+    throw std::invalid_argument("image is too large");
+  v.rows = static_cast<int>(arr.shape(0));
+  v.cols = static_cast<int>(arr.shape(1));
+  v.row_stride = arr.strides(0);
+  v.col_stride = arr.strides(1);
+  if (arr.ndim() == 3 && arr.strides(2) != 1)
+    throw std::invalid_argument("image channels must be contiguous (use numpy.ascontiguousarray)");
+  if (v.rows > 0 && v.cols > 0 && (v.row_stride <= 0 || v.col_stride <= 0))
+    throw std::invalid_argument("image strides must be positive (use numpy.ascontiguousarray)");
+  v.data = static_cast<const uint8_t*>(arr.data());
+  return v;
+}
+
+py::tuple pdq_hash_py(const py::array& image, bool dihedral, bool reference) {
+  ncii::pdq::ImageView v = image_view(image);
+  py::array_t<uint8_t> hash({ncii::pdq::kHashBytes});
+  py::object dih = py::none();
+  int quality = 0;
+  uint8_t* hp = hash.mutable_data();
+  if (dihedral) {
+    py::array_t<uint8_t> d({ncii::pdq::kNumDihedral, ncii::pdq::kHashBytes});
+    uint8_t* dp = d.mutable_data();
+    {
+      py::gil_scoped_release release;
+      const SimdLevel level = ncii::active_simd_level();
+      quality = reference ? ncii::pdq::hash_reference(v, true, dp) : ncii::pdq::hash(v, true, dp, level);
+      if (v.rows == 64 && v.cols == 64) {
+        // The reference's single-hash path differs at exactly 64x64 (see pdq.cpp).
+        quality = reference ? ncii::pdq::hash_reference(v, false, hp) : ncii::pdq::hash(v, false, hp, level);
+      } else {
+        std::copy(dp, dp + ncii::pdq::kHashBytes, hp);
+      }
+    }
+    dih = std::move(d);
+  } else {
+    py::gil_scoped_release release;
+    quality = reference ? ncii::pdq::hash_reference(v, false, hp)
+                        : ncii::pdq::hash(v, false, hp, ncii::active_simd_level());
+  }
+  return py::make_tuple(hash, quality, dih);
+}
+
+py::array_t<float> downsample64_py(const py::array& image, bool reference) {
+  ncii::pdq::ImageView v = image_view(image);
+  if (v.rows < ncii::pdq::kMinDimension || v.cols < ncii::pdq::kMinDimension)
+    throw std::invalid_argument("image must be at least 5x5 pixels");
+  py::array_t<float> out({64, 64});
+  float* op = out.mutable_data();
+  py::gil_scoped_release release;
+  if (reference)
+    ncii::pdq::downsample64_reference(v, op);
+  else
+    ncii::pdq::downsample64(v, op, ncii::active_simd_level());
+  return out;
+}
+
+py::array_t<float> dct16_py(py::array_t<float, py::array::c_style | py::array::forcecast> buf) {
+  if (buf.ndim() != 2 || buf.shape(0) != 64 || buf.shape(1) != 64)
+    throw std::invalid_argument("expected a float32 array of shape (64, 64)");
+  py::array_t<float> out({16, 16});
+  ncii::pdq::dct64_to_16(buf.data(), out.mutable_data());
+  return out;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "ncii_hash C++ core (private; use the ncii_hash package)";
+
+  // ---- run-time SIMD dispatch ---------------------------------------------------------
+  m.def("simd_level", [] { return std::string(ncii::simd_level_name(ncii::active_simd_level())); },
+        "Instruction set the kernels use now: 'scalar', 'avx2' or 'avx512'.");
+  m.def("detected_simd_level", [] { return std::string(ncii::simd_level_name(ncii::detected_simd_level())); });
+  m.def("set_simd_cap", [](const std::string& name) { return std::string(ncii::simd_level_name(ncii::set_simd_cap(name))); },
+        py::arg("level"), "Cap the instruction set (never raises it above what the CPU has).");
+
+  // ---- PDQ ----------------------------------------------------------------------------
+  m.def("pdq_hash", &pdq_hash_py, py::arg("image"), py::arg("dihedral") = false, py::arg("reference") = false,
+        "PDQ of a uint8 (H,W) or (H,W,C) array -> (hash (32,), quality, dihedral (8,32) or None).");
+  m.def("pdq_downsample64", &downsample64_py, py::arg("image"), py::arg("reference") = false);
+  m.def("pdq_dct16", &dct16_py, py::arg("buffer64"));
+
+  // ---- Hamming kernels and exact search (csrc/hamming.*) ------------------------------
+  // (bound below by the matching-engine section)
+}

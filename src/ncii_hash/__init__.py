@@ -1,0 +1,46 @@
+"""ncii_hash: private PDQ hashing for survivors, exact hash matching for platforms.
+
+The public API is re-exported here; modules are implementation detail.
+"""
+
+from __future__ import annotations
+
+from ._core import simd_level
+from .hashes import (
+    PDQ_HASH_BITS,
+    PDQ_HASH_BYTES,
+    PDQ_MATCH_THRESHOLD,
+    PDQ_MIN_QUALITY,
+    as_hash_array,
+    from_hex,
+    hamming,
+    hamming_matrix,
+    to_hex,
+)
+from .imageio import DEFAULT_MAX_PIXELS, ImageError, allowed_formats, load_pixels
+from .pdq import DIHEDRAL_NAMES, PDQBatch, PDQResult, hash_pixels, pdq_hash, pdq_hash_many
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "DIHEDRAL_NAMES",
+    "ImageError",
+    "PDQBatch",
+    "PDQResult",
+    "PDQ_HASH_BITS",
+    "PDQ_HASH_BYTES",
+    "PDQ_MATCH_THRESHOLD",
+    "PDQ_MIN_QUALITY",
+    "allowed_formats",
+    "as_hash_array",
+    "from_hex",
+    "hamming",
+    "hamming_matrix",
+    "hash_pixels",
+    "load_pixels",
+    "pdq_hash",
+    "pdq_hash_many",
+    "simd_level",
+    "to_hex",
+]
