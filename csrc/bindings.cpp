@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "hamming.h"
 #include "pdq.h"
 #include "simd.h"
 
@@ -132,5 +133,90 @@ PYBIND11_MODULE(_core, m) {
   m.def("pdq_dct16", &dct16_py, py::arg("buffer64"));
 
   // ---- Hamming kernels and exact search (csrc/hamming.*) ------------------------------
-  // (bound below by the matching-engine section)
+  // The Python layer (ncii_hash.index) validates user input; these checks guard the core.
+  {
+    auto codes_view = [](const py::array& arr, const char* name) -> const uint8_t* {
+      if (!py::isinstance<py::array_t<uint8_t>>(arr) || arr.ndim() != 2 ||
+          arr.shape(1) != static_cast<py::ssize_t>(ncii::hamming::kCodeBytes))
+        throw py::type_error(std::string(name) + " must be a uint8 array of shape (N, 32)");
+      if (!(arr.flags() & py::array::c_style))
+        throw std::invalid_argument(std::string(name) + " must be C-contiguous (use numpy.ascontiguousarray)");
+      return static_cast<const uint8_t*>(arr.data());
+    };
+    auto i64_view = [](const py::object& obj, std::size_t expected, bool exact, const char* name) -> const int64_t* {
+      if (obj.is_none()) return nullptr;
+      py::array arr = py::reinterpret_borrow<py::array>(obj);
+      if (!py::isinstance<py::array_t<int64_t>>(arr) || arr.ndim() != 1 || !(arr.flags() & py::array::c_style))
+        throw py::type_error(std::string(name) + " must be a contiguous 1-D int64 array");
+      if (exact && static_cast<std::size_t>(arr.shape(0)) != expected)
+        throw std::invalid_argument(std::string(name) + " must have one entry per bank row");
+      return static_cast<const int64_t*>(arr.data());
+    };
+    auto make_bank = [=](const py::array& codes, const py::object& ids, const py::object& removed) {
+      ncii::hamming::Bank bank;
+      bank.codes = codes_view(codes, "codes");
+      bank.n = static_cast<std::size_t>(codes.shape(0));
+      bank.ids = i64_view(ids, bank.n, true, "ids");
+      bank.removed_rows = i64_view(removed, 0, false, "removed");
+      bank.n_removed = removed.is_none() ? 0 : static_cast<std::size_t>(py::len(removed));
+      return bank;
+    };
+    auto to_numpy = [](auto vec) {
+      using Vec = decltype(vec);
+      using T = typename Vec::value_type;
+      if (vec.empty()) return py::array_t<T>(0);
+      auto* owned = new Vec(std::move(vec));
+      py::capsule owner(owned, [](void* p) { delete static_cast<Vec*>(p); });
+      return py::array_t<T>({static_cast<py::ssize_t>(owned->size())}, owned->data(), owner);
+    };
+
+    m.def(
+        "hamming_range_search",
+        [=](const py::array& codes, const py::array& queries, int radius, int variants, const py::object& ids,
+            const py::object& removed, int threads) {
+          const ncii::hamming::Bank bank = make_bank(codes, ids, removed);
+          const uint8_t* q = codes_view(queries, "queries");
+          const std::size_t nflat = static_cast<std::size_t>(queries.shape(0));
+          if (variants < 1 || nflat % static_cast<std::size_t>(variants))
+            throw std::invalid_argument("the number of query rows must be a multiple of variants");
+          ncii::hamming::RangeHits hits;
+          {
+            py::gil_scoped_release release;
+            hits = ncii::hamming::range_search(bank, q, nflat / variants, variants, radius, threads,
+                                               ncii::active_simd_level());
+          }
+          py::object var = py::none();
+          if (variants > 1) var = to_numpy(std::move(hits.variants));
+          return py::make_tuple(to_numpy(std::move(hits.lims)), to_numpy(std::move(hits.ids)),
+                                to_numpy(std::move(hits.distances)), var);
+        },
+        py::arg("codes"), py::arg("queries"), py::arg("radius"), py::arg("variants") = 1, py::arg("ids") = py::none(),
+        py::arg("removed") = py::none(), py::arg("threads") = 0,
+        "Exact range search -> (lims, ids, distances, variants or None), CSR like FAISS; hits of a query "
+        "ordered by (distance, id). Query rows come in groups of `variants` (e.g. 8 dihedral transforms).");
+    m.def(
+        "hamming_knn",
+        [=](const py::array& codes, const py::array& queries, int k, const py::object& ids, const py::object& removed,
+            int threads) {
+          const ncii::hamming::Bank bank = make_bank(codes, ids, removed);
+          const uint8_t* q = codes_view(queries, "queries");
+          const std::size_t nq = static_cast<std::size_t>(queries.shape(0));
+          if (k < 1) throw std::invalid_argument("k must be at least 1");
+          py::array_t<int64_t> out_ids({static_cast<py::ssize_t>(nq), static_cast<py::ssize_t>(k)});
+          py::array_t<int32_t> out_dist({static_cast<py::ssize_t>(nq), static_cast<py::ssize_t>(k)});
+          int64_t* ip = out_ids.mutable_data();
+          int32_t* dp = out_dist.mutable_data();
+          {
+            py::gil_scoped_release release;
+            ncii::hamming::knn_search(bank, q, nq, k, threads, ncii::active_simd_level(), ip, dp);
+          }
+          return py::make_tuple(out_ids, out_dist);
+        },
+        py::arg("codes"), py::arg("queries"), py::arg("k"), py::arg("ids") = py::none(), py::arg("removed") = py::none(),
+        py::arg("threads") = 0,
+        "Exact k-NN -> (ids (Q, k) int64, distances (Q, k) int32), ascending by (distance, id); "
+        "missing slots are id -1, distance 2**31-1.");
+    m.def("hamming_threads", [](int threads) { return ncii::hamming::resolve_threads(threads); },
+          py::arg("threads") = 0, "Worker threads a search with `threads` uses at most (0: all).");
+  }
 }

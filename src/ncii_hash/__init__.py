@@ -18,20 +18,27 @@ from .hashes import (
     to_hex,
 )
 from .imageio import DEFAULT_MAX_PIXELS, ImageError, allowed_formats, load_pixels
+from .index import BACKENDS, EXACT_BACKENDS, HashIndex, KnnResult, Match, RangeResult
 from .pdq import DIHEDRAL_NAMES, PDQBatch, PDQResult, hash_pixels, pdq_hash, pdq_hash_many
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "BACKENDS",
     "DEFAULT_MAX_PIXELS",
     "DIHEDRAL_NAMES",
+    "EXACT_BACKENDS",
+    "HashIndex",
     "ImageError",
+    "KnnResult",
+    "Match",
     "PDQBatch",
     "PDQResult",
     "PDQ_HASH_BITS",
     "PDQ_HASH_BYTES",
     "PDQ_MATCH_THRESHOLD",
     "PDQ_MIN_QUALITY",
+    "RangeResult",
     "allowed_formats",
     "as_hash_array",
     "from_hex",

@@ -1,0 +1,642 @@
+"""HashIndex: exact matching of PDQ hashes against a bank, one interface over several backends.
+
+Backends (``HashIndex(backend=...)``):
+
+* ``"flat"`` (default, exact): our C++ kernel (``csrc/hamming.*``): a packed bank scanned with
+  SIMD popcounts, blocked so that a batch of queries reads the bank once, on all cores.
+* ``"faiss-flat"`` (exact): FAISS ``IndexBinaryFlat``.
+* ``"faiss-mih"`` (exact for range search): FAISS ``IndexBinaryMultiHash`` with 16 tables of
+  16 bits. ``nflip = radius // 16``, so by pigeonhole every code within the radius shares a
+  bucket with the query in some table (cost grows quickly with the radius; at PDQ's 31,
+  nflip is 1). Its k-NN is approximate.
+* ``"faiss-ivf"`` and ``"faiss-hnsw"`` (APPROXIMATE: they can miss matches; benchmarks
+  report their recall): FAISS ``IndexBinaryIVF`` and ``IndexBinaryHNSW`` (range search
+  through a k-NN of ``hnsw_k`` candidates, filtered by the radius).
+
+FAISS is optional: ``pip install 'ncii-hash[faiss]'``.
+
+Invariants and contracts:
+
+* Codes are 32-byte PDQ hashes (``uint8 (N, 32)``); ids are non-negative int64, unique among
+  live entries; distances are bit counts (int32); range search is inclusive
+  (``distance <= radius``, default ``PDQ_MATCH_THRESHOLD`` = 31).
+* Storage is ``codes (n, 32)`` + ``ids (n,)`` sorted by id: 40 bytes per hash. Rows are kept in
+  id order so that ids are found by binary search without a hash map; adding ids larger than
+  every current id appends, adding smaller ones re-sorts the bank (O(n): add in increasing-id
+  order, or in large batches). FAISS backends keep their own copy of the codes too.
+* ``remove`` is effective immediately for every later query: removed rows become tombstones
+  that the kernels skip. Space is reclaimed by ``compact()``, which runs automatically once
+  tombstones exceed ``compact_fraction`` of the rows.
+* Thread-safety: any number of searches may run at once (the kernels release the GIL);
+  ``add``/``remove``/``compact`` take a writer lock and wait for running searches, and new
+  searches wait for them (a readers-writer lock, writers first). ``save`` is a reader.
+* Results do not depend on the thread count: range hits per query are ordered by
+  (distance, id); ``"flat"`` k-NN breaks distance ties toward the smaller id.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import mmap as _mmap  # noqa: F401  (type of HashIndex._mapped)
+import os
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Optional, Union
+
+import numpy as np
+
+from . import _core
+from .hashes import PDQ_HASH_BYTES, PDQ_MATCH_THRESHOLD, as_hash_array
+from .index_file import read_index_file, write_index_file
+
+BACKENDS = ("flat", "faiss-flat", "faiss-mih", "faiss-ivf", "faiss-hnsw")
+#: Backends whose range search returns every code within the radius.
+EXACT_BACKENDS = frozenset({"flat", "faiss-flat", "faiss-mih"})
+#: k-NN slots without a bank entry hold this id and ``KNN_MISSING_DISTANCE``.
+KNN_MISSING_ID = -1
+KNN_MISSING_DISTANCE = 2**31 - 1
+#: Number of dihedral variants of a PDQ hash (see ``ncii_hash.DIHEDRAL_NAMES``).
+NUM_DIHEDRAL = 8
+
+_MAX_DISTANCE = 8 * PDQ_HASH_BYTES
+_MIH_TABLES = 16  # 16 substrings of 16 bits
+_MIN_AUTO_COMPACT = 1024  # never auto-compact for fewer tombstones than this
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+@dataclass(frozen=True)
+class Match:
+    """One bank entry found for a query."""
+
+    id: int
+    distance: int
+    variant: Optional[int] = None  #: dihedral variant that reached ``distance`` (dihedral queries)
+
+
+@dataclass(frozen=True, eq=False)
+class RangeResult:
+    """Range-search results in CSR form (like FAISS): query ``i`` owns ``[lims[i], lims[i+1])``.
+
+    ``result[i]`` gives the matches of query ``i`` as a list of :class:`Match`, ordered by
+    (distance, id).
+    """
+
+    lims: np.ndarray  #: int64 (Q+1,)
+    ids: np.ndarray  #: int64
+    distances: np.ndarray  #: int32
+    variants: Optional[np.ndarray] = None  #: int8, dihedral queries only
+
+    def __len__(self) -> int:
+        return int(self.lims.shape[0]) - 1
+
+    def __getitem__(self, i: int) -> list[Match]:
+        n = len(self)
+        if not -n <= i < n:
+            raise IndexError(f"query index {i} out of range for {n} queries")
+        i %= n
+        lo, hi = int(self.lims[i]), int(self.lims[i + 1])
+        var = self.variants
+        return [
+            Match(int(self.ids[j]), int(self.distances[j]), None if var is None else int(var[j]))
+            for j in range(lo, hi)
+        ]
+
+    def __iter__(self) -> Iterator[list[Match]]:
+        return (self[i] for i in range(len(self)))
+
+    @property
+    def num_matches(self) -> int:
+        return int(self.ids.shape[0])
+
+
+@dataclass(frozen=True, eq=False)
+class KnnResult:
+    """k nearest entries per query, ascending; missing slots are (-1, 2**31-1)."""
+
+    ids: np.ndarray  #: int64 (Q, k)
+    distances: np.ndarray  #: int32 (Q, k)
+
+    def __len__(self) -> int:
+        return int(self.ids.shape[0])
+
+    def __getitem__(self, i: int) -> list[Match]:
+        return [Match(int(a), int(d)) for a, d in zip(self.ids[i], self.distances[i]) if a != KNN_MISSING_ID]
+
+
+class _ReadWriteLock:
+    """Many readers or one writer; a waiting writer blocks new readers (no writer starvation).
+    Not re-entrant."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._readers = 0
+        self._writer = False
+        self._writers_waiting = 0
+
+    @contextmanager
+    def read(self) -> Iterator[None]:
+        with self._cond:
+            while self._writer or self._writers_waiting:
+                self._cond.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                if self._readers == 0:
+                    self._cond.notify_all()
+
+    @contextmanager
+    def write(self) -> Iterator[None]:
+        with self._cond:
+            self._writers_waiting += 1
+            try:
+                while self._writer or self._readers:
+                    self._cond.wait()
+            finally:
+                self._writers_waiting -= 1
+            self._writer = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writer = False
+                self._cond.notify_all()
+
+
+def _import_faiss():
+    try:
+        import faiss  # type: ignore[import-not-found]
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "the FAISS backends need the faiss package: pip install 'ncii-hash[faiss]'"
+        ) from exc
+    return faiss
+
+
+def _check_int(value: object, name: str, lo: int, hi: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    v = int(value)
+    if v < lo or (hi is not None and v > hi):
+        bound = f"between {lo} and {hi}" if hi is not None else f"at least {lo}"
+        raise ValueError(f"{name} must be {bound}, got {v}")
+    return v
+
+
+def _as_id_array(ids: object, name: str = "ids") -> np.ndarray:
+    arr = np.asarray(ids)
+    if arr.ndim == 0:
+        arr = arr.reshape(1)
+    if arr.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"{name} must be integers (int64), got dtype {arr.dtype}")
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be one-dimensional, got shape {arr.shape}")
+    if arr.dtype.kind == "u" and arr.max() > np.iinfo(np.int64).max:
+        raise ValueError(f"{name} must fit in int64")
+    return np.ascontiguousarray(arr, dtype=np.int64)
+
+
+def _as_queries(queries: object, dihedral: bool) -> tuple[np.ndarray, int, int]:
+    """Return (flat (Q*V, 32) codes, Q, V) with V = 8 for dihedral sets, else 1."""
+    arr = np.asarray(queries)
+    if arr.dtype != np.uint8:
+        raise TypeError(f"queries must be a numpy uint8 array of shape (Q, 32) or (Q, 8, 32); got dtype {arr.dtype}")
+    if not dihedral:
+        if arr.ndim == 3:
+            raise ValueError(
+                f"queries has shape {arr.shape}: that is a batch of dihedral sets; pass dihedral=True"
+            )
+        flat = as_hash_array(arr, name="queries")
+        return flat, flat.shape[0], 1
+    if arr.ndim == 2 and arr.shape == (NUM_DIHEDRAL, PDQ_HASH_BYTES):
+        arr = arr[None]
+    if arr.ndim != 3 or arr.shape[1:] != (NUM_DIHEDRAL, PDQ_HASH_BYTES):
+        raise ValueError(
+            f"dihedral=True needs queries of shape (Q, 8, 32), got {arr.shape}: the 8 dihedral "
+            "variants of a PDQ hash come from the image's DCT and cannot be derived from the "
+            "32-byte hash; pass pdq_hash(image, dihedral=True).dihedral (or pdq_hash_many(..., "
+            "dihedral=True).dihedral for a batch)"
+        )
+    flat = np.ascontiguousarray(arr.reshape(-1, PDQ_HASH_BYTES))
+    return flat, arr.shape[0], NUM_DIHEDRAL
+
+
+def _cpu_threads(threads: int) -> int:
+    return threads if threads > 0 else int(_core.hamming_threads(0))
+
+
+class HashIndex:
+    """A searchable set of PDQ hashes with int64 ids. See the module docstring for contracts.
+
+    Options (keyword-only): ``compact_fraction`` (auto-compaction threshold, None to disable);
+    ``ivf_nlist`` / ``ivf_nprobe`` (faiss-ivf; nlist defaults to 4*sqrt(n)); ``hnsw_m`` /
+    ``hnsw_ef_search`` / ``hnsw_k`` (faiss-hnsw).
+    """
+
+    def __init__(
+        self,
+        backend: str = "flat",
+        *,
+        compact_fraction: Optional[float] = 0.25,
+        ivf_nlist: Optional[int] = None,
+        ivf_nprobe: int = 16,
+        hnsw_m: int = 32,
+        hnsw_ef_search: int = 128,
+        hnsw_k: int = 64,
+    ) -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(map(repr, BACKENDS))}; got {backend!r}")
+        if compact_fraction is not None and not (0.0 < float(compact_fraction) <= 1.0):
+            raise ValueError(f"compact_fraction must be in (0, 1] or None, got {compact_fraction!r}")
+        if backend != "flat":
+            _import_faiss()  # fail early, naming the extra
+        self._backend = backend
+        self._compact_fraction = None if compact_fraction is None else float(compact_fraction)
+        self._options = {
+            "ivf_nlist": None if ivf_nlist is None else _check_int(ivf_nlist, "ivf_nlist", 1),
+            "ivf_nprobe": _check_int(ivf_nprobe, "ivf_nprobe", 1),
+            "hnsw_m": _check_int(hnsw_m, "hnsw_m", 2),
+            "hnsw_ef_search": _check_int(hnsw_ef_search, "hnsw_ef_search", 1),
+            "hnsw_k": _check_int(hnsw_k, "hnsw_k", 1),
+        }
+        self._lock = _ReadWriteLock()
+        self._codes = np.zeros((0, PDQ_HASH_BYTES), dtype=np.uint8)  # capacity rows; [:n] live or tombstoned
+        self._ids = np.zeros(0, dtype=np.int64)
+        self._n = 0
+        self._removed: set[int] = set()  # tombstoned rows
+        self._removed_rows: Optional[np.ndarray] = None  # sorted copy of _removed for the kernels
+        self._next_id = 0
+        self._mapped: Optional[_mmap.mmap] = None  # file mapping behind _codes/_ids (read-only)
+        self._faiss_index = None
+        self._faiss_keep: list = []  # objects FAISS borrows (IVF quantizer)
+        self._faiss_trained_n = 0
+        self._mih_lock = threading.Lock()  # nflip is index state: one MIH search at a time
+
+    # ---- properties -------------------------------------------------------------------
+    @property
+    def backend(self) -> str:
+        return self._backend
+
+    @property
+    def exact(self) -> bool:
+        """Whether range search returns every code within the radius."""
+        return self._backend in EXACT_BACKENDS
+
+    def __len__(self) -> int:
+        return self._n - len(self._removed)
+
+    def __repr__(self) -> str:
+        return f"HashIndex(backend={self._backend!r}, size={len(self)}, tombstones={len(self._removed)})"
+
+    @property
+    def ids(self) -> np.ndarray:
+        """The live ids, ascending (a copy)."""
+        with self._lock.read():
+            ids = self._ids[: self._n]
+            if self._removed_rows is not None:
+                ids = np.delete(ids, self._removed_rows)
+            return np.array(ids, dtype=np.int64)
+
+    def __contains__(self, id_: object) -> bool:
+        with self._lock.read():
+            row = self._row_of(int(id_))  # type: ignore[call-overload]
+            return row is not None and row not in self._removed
+
+    # ---- mutation ---------------------------------------------------------------------
+    def add(self, hashes: object, ids: object = None) -> np.ndarray:
+        """Add hashes ``uint8 (N, 32)``; returns their int64 ids (``ids`` or fresh ones).
+
+        Raises ValueError for negative ids, ids repeated in the call or already in the index.
+        """
+        codes = as_hash_array(hashes, name="hashes")
+        n_new = codes.shape[0]
+        with self._lock.write():
+            if ids is None:
+                new_ids = np.arange(self._next_id, self._next_id + n_new, dtype=np.int64)
+            else:
+                new_ids = _as_id_array(ids)
+                if new_ids.shape[0] != n_new:
+                    raise ValueError(f"ids must have one entry per hash: got {new_ids.shape[0]} ids for {n_new} hashes")
+                if n_new and new_ids.min() < 0:
+                    raise ValueError("ids must be non-negative")
+                uniq = np.unique(new_ids)
+                if uniq.shape[0] != n_new:
+                    raise ValueError("ids contains duplicates; every hash needs its own id")
+                rows = self._rows_of(new_ids)
+                present = rows >= 0
+                if present.any():
+                    live = [int(new_ids[i]) for i in np.nonzero(present)[0] if int(rows[i]) not in self._removed]
+                    if live:
+                        raise ValueError(
+                            f"ids already in the index: {live[:5]}{' ...' if len(live) > 5 else ''}; "
+                            "remove them first or let add() choose ids"
+                        )
+                    self._compact_locked()  # the id was removed: reclaim its row before reuse
+            if n_new == 0:
+                return new_ids
+            order = np.argsort(new_ids, kind="stable")
+            sorted_ids, sorted_codes = new_ids[order], codes[order]
+            appending = self._n == 0 or sorted_ids[0] > self._ids[self._n - 1]
+            self._ensure_writable(self._n + n_new)
+            if appending:
+                self._codes[self._n : self._n + n_new] = sorted_codes
+                self._ids[self._n : self._n + n_new] = sorted_ids
+                self._n += n_new
+                self._faiss_append(sorted_codes)
+            else:
+                self._merge_locked(sorted_codes, sorted_ids)
+            self._next_id = max(self._next_id, int(sorted_ids[-1]) + 1)
+            return new_ids
+
+    def remove(self, ids: object) -> int:
+        """Remove entries by id; returns how many were removed (unknown ids are ignored).
+
+        Effective immediately for every later search."""
+        arr = _as_id_array(ids)
+        with self._lock.write():
+            rows = self._rows_of(np.unique(arr))
+            newly = [int(r) for r in rows if r >= 0 and int(r) not in self._removed]
+            if not newly:
+                return 0
+            self._removed.update(newly)
+            self._removed_rows = np.array(sorted(self._removed), dtype=np.int64)
+            if (
+                self._compact_fraction is not None
+                and len(self._removed) >= _MIN_AUTO_COMPACT
+                and len(self._removed) > self._compact_fraction * self._n
+            ):
+                self._compact_locked()
+            return len(newly)
+
+    def compact(self) -> None:
+        """Drop tombstoned rows and release their space now."""
+        with self._lock.write():
+            self._compact_locked()
+
+    # ---- search -----------------------------------------------------------------------
+    def range_search(
+        self, queries: object, radius: int = PDQ_MATCH_THRESHOLD, *, dihedral: bool = False, threads: int = 0
+    ) -> RangeResult:
+        """Every live entry within ``radius`` (inclusive) of each query.
+
+        ``queries``: ``(Q, 32)`` hashes, or with ``dihedral=True`` ``(Q, 8, 32)`` dihedral sets
+        from ``pdq_hash(..., dihedral=True).dihedral``; then each (query, id) pair is reported
+        once with the smallest distance over the 8 variants and the lowest variant reaching it.
+        ``threads=0`` uses all cores.
+        """
+        radius = _check_int(radius, "radius", 0, _MAX_DISTANCE)
+        threads = _check_int(threads, "threads", 0)
+        flat, nq, variants = _as_queries(queries, bool(dihedral))
+        with self._lock.read():
+            if self._backend == "flat":
+                lims, ids, dists, var = _core.hamming_range_search(
+                    self._codes[: self._n], flat, radius, variants, self._ids[: self._n], self._removed_rows, threads
+                )
+                if variants > 1 and var is None:  # no hits at all
+                    var = np.zeros(0, dtype=np.int8)
+                return RangeResult(lims, ids, dists, var)
+            qflat, rows, dists = self._faiss_range(flat, radius, threads)
+        return self._merge_hits(qflat, rows, dists, nq, variants)
+
+    def knn(self, queries: object, k: int, *, threads: int = 0) -> KnnResult:
+        """The ``k`` nearest live entries of each ``(Q, 32)`` query, ascending by distance
+        ("flat": ties to the smaller id). Exact for "flat" and "faiss-flat" only."""
+        k = _check_int(k, "k", 1)
+        threads = _check_int(threads, "threads", 0)
+        flat, nq, _ = _as_queries(queries, False)
+        with self._lock.read():
+            if self._backend == "flat":
+                ids, dists = _core.hamming_knn(
+                    self._codes[: self._n], flat, k, self._ids[: self._n], self._removed_rows, threads
+                )
+                return KnnResult(ids, dists)
+            return self._faiss_knn(flat, k, threads)
+
+    # ---- persistence ------------------------------------------------------------------
+    def save(self, path: PathLike) -> None:
+        """Write the live entries to ``path`` atomically, owner-only (mode 0600).
+
+        A temporary file in the same directory is written, fsynced and renamed over ``path``,
+        so readers see the old file or the new one, never a mix. Layout (little-endian): a
+        64-byte header (magic, format version, counts, offsets), the backend and options as
+        JSON, the codes (64-byte aligned), the ids, then the SHA-256 of everything before it.
+        FAISS structures are not saved; ``load`` rebuilds them. The bank is sensitive data
+        (PDQ hashes can be partly inverted into rough likenesses): keep the file private.
+        """
+        target = Path(path)
+        if not target.parent.is_dir():
+            raise FileNotFoundError(f"cannot save index to {target}: directory {target.parent} does not exist")
+        with self._lock.read():
+            codes, ids = self._codes[: self._n], self._ids[: self._n]
+            if self._removed_rows is not None:
+                keep = np.ones(self._n, dtype=bool)
+                keep[self._removed_rows] = False
+                codes, ids = codes[keep], ids[keep]
+            meta = json.dumps(
+                {"backend": self._backend, "compact_fraction": self._compact_fraction, "options": self._options},
+                sort_keys=True,
+            ).encode()
+            write_index_file(target, np.ascontiguousarray(codes), np.ascontiguousarray(ids, dtype="<i8"), self._next_id, meta)
+
+    @classmethod
+    def load(cls, path: PathLike, mmap: bool = True) -> "HashIndex":
+        """Load an index written by :meth:`save`.
+
+        Refuses (ValueError) a file that is not an index, has an unsupported version, is
+        truncated, or whose checksum does not match (any flipped byte): a damaged index must be
+        rebuilt from the bank, never searched. ``mmap=True`` maps the codes and ids read-only
+        instead of copying them (the OS pages them in and shares them between processes); the
+        checksum is still verified, which reads the whole file once at load (about 1 GB/s).
+        Removing entries keeps the mapping; adding or compacting copies the bank into memory.
+        """
+        source = Path(path)
+        if not source.is_file():
+            raise FileNotFoundError(f"no index file at {source}")
+        codes, ids, next_id, meta, mapping = read_index_file(source, mmap)
+        if meta.get("backend") not in BACKENDS:
+            raise ValueError(f"{source}: index metadata names no known backend")
+        try:
+            index = cls(meta["backend"], compact_fraction=meta["compact_fraction"], **meta["options"])
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"{source}: index metadata is invalid ({exc})") from None
+        index._codes, index._ids, index._n = codes, ids, int(ids.shape[0])
+        index._next_id, index._mapped = next_id, mapping
+        index._faiss_rebuild()
+        return index
+
+    # ---- internals --------------------------------------------------------------------
+    def _row_of(self, id_: int) -> Optional[int]:
+        r = int(self._rows_of(np.array([id_], dtype=np.int64))[0])
+        return None if r < 0 else r
+
+    def _rows_of(self, ids: np.ndarray) -> np.ndarray:
+        """Row of each id, or -1 (tombstoned rows included)."""
+        live = self._ids[: self._n]
+        pos = np.searchsorted(live, ids)
+        pos_c = np.minimum(pos, max(self._n - 1, 0))
+        found = (pos < self._n) & (live[pos_c] == ids) if self._n else np.zeros(ids.shape, dtype=bool)
+        return np.where(found, pos, -1).astype(np.int64)
+
+    def _ensure_writable(self, rows: int) -> None:
+        """Make room for ``rows`` rows in private (not file-mapped) memory; capacity doubles."""
+        cap = self._codes.shape[0]
+        if self._mapped is None and rows <= cap:
+            return
+        new_cap = max(rows, 2 * cap if self._mapped is None else rows, 1024)
+        codes = np.empty((new_cap, PDQ_HASH_BYTES), dtype=np.uint8)  # untouched pages cost no RAM
+        ids = np.empty(new_cap, dtype=np.int64)
+        codes[: self._n] = self._codes[: self._n]
+        ids[: self._n] = self._ids[: self._n]
+        self._codes, self._ids, self._mapped = codes, ids, None
+
+    def _merge_locked(self, codes: np.ndarray, ids: np.ndarray) -> None:
+        all_ids = np.concatenate([self._ids[: self._n], ids])
+        all_codes = np.concatenate([self._codes[: self._n], codes])
+        order = np.argsort(all_ids, kind="stable")
+        keep = np.ones(all_ids.shape[0], dtype=bool)
+        keep[list(self._removed)] = False
+        order = order[keep[order]]
+        self._install(all_codes[order], all_ids[order])
+
+    def _compact_locked(self) -> None:
+        if not self._removed:
+            return
+        keep = np.ones(self._n, dtype=bool)
+        keep[self._removed_rows] = False
+        self._install(self._codes[: self._n][keep], self._ids[: self._n][keep])
+
+    def _install(self, codes: np.ndarray, ids: np.ndarray) -> None:
+        """Replace the whole bank (exact-size private arrays) and rebuild any FAISS mirror."""
+        self._codes = np.ascontiguousarray(codes)
+        self._ids = np.ascontiguousarray(ids)
+        self._n = ids.shape[0]
+        self._mapped = None
+        self._removed = set()
+        self._removed_rows = None
+        self._faiss_rebuild()
+
+    # ---- FAISS mirror: FAISS row r is bank row r -------------------------------------
+    def _faiss_rebuild(self) -> None:
+        if self._backend == "flat":
+            return
+        self._faiss_index, self._faiss_keep, self._faiss_trained_n = None, [], 0
+        if self._n:
+            self._faiss_append(self._codes[: self._n], rebuild=True)
+
+    def _faiss_append(self, codes: np.ndarray, rebuild: bool = False) -> None:
+        if self._backend == "flat":
+            return
+        faiss = _import_faiss()
+        d = 8 * PDQ_HASH_BYTES
+        if self._backend == "faiss-ivf" and self._faiss_index is not None and self._n > 4 * self._faiss_trained_n:
+            return self._faiss_rebuild()  # the bank outgrew the trained lists: retrain
+        if self._faiss_index is None:
+            if self._backend == "faiss-flat":
+                index = faiss.IndexBinaryFlat(d)
+            elif self._backend == "faiss-mih":
+                index = faiss.IndexBinaryMultiHash(d, _MIH_TABLES, d // _MIH_TABLES)
+            elif self._backend == "faiss-hnsw":
+                index = faiss.IndexBinaryHNSW(d, self._options["hnsw_m"])
+                index.hnsw.efSearch = self._options["hnsw_ef_search"]
+            else:  # faiss-ivf: train on the whole bank as it is now
+                train = self._codes[: self._n]
+                nlist = self._options["ivf_nlist"] or int(4 * math.sqrt(self._n))
+                nlist = max(1, min(nlist, self._n // 39 or 1))
+                quantizer = faiss.IndexBinaryFlat(d)
+                index = faiss.IndexBinaryIVF(quantizer, d, nlist)
+                index.nprobe = min(self._options["ivf_nprobe"], nlist)
+                index.train(np.ascontiguousarray(train))
+                self._faiss_keep = [quantizer]
+                self._faiss_trained_n = self._n
+                codes = train  # the mirror is built from the whole bank
+            self._faiss_index = index
+        index = self._faiss_index
+        index.add(np.ascontiguousarray(codes))
+        if index.ntotal != self._n:  # internal invariant: FAISS row r is bank row r
+            raise RuntimeError("FAISS mirror out of step with the bank")
+
+    def _faiss_threads(self, threads: int) -> None:
+        _import_faiss().omp_set_num_threads(_cpu_threads(threads))
+
+    def _faiss_range(self, flat: np.ndarray, radius: int, threads: int):
+        """Raw hits (flat query row, bank row, distance) of a FAISS backend; tombstones dropped."""
+        empty = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int32))
+        if self._faiss_index is None or flat.shape[0] == 0:
+            return empty
+        self._faiss_threads(threads)
+        index = self._faiss_index
+        if self._backend == "faiss-hnsw":
+            k = min(self._options["hnsw_k"], self._n)
+            D, I = index.search(flat, k)
+            qflat, col = np.nonzero((I >= 0) & (D <= radius))
+            rows, dists = I[qflat, col], D[qflat, col]
+        else:
+            if self._backend == "faiss-mih":
+                with self._mih_lock:
+                    index.nflip = radius // _MIH_TABLES
+                    lims, D, I = index.range_search(flat, radius + 1)  # FAISS: distance < radius
+            else:
+                lims, D, I = index.range_search(flat, radius + 1)
+            qflat = np.repeat(np.arange(flat.shape[0], dtype=np.int64), np.diff(lims.astype(np.int64)))
+            rows, dists = I, D
+        rows = np.asarray(rows, dtype=np.int64)
+        dists = np.asarray(dists).astype(np.int32)
+        if self._removed_rows is not None and rows.size:
+            keep = ~np.isin(rows, self._removed_rows)
+            qflat, rows, dists = qflat[keep], rows[keep], dists[keep]
+        return np.asarray(qflat, dtype=np.int64), self._ids[rows], dists
+
+    def _merge_hits(self, qflat: np.ndarray, ids: np.ndarray, dists: np.ndarray, nq: int, variants: int) -> RangeResult:
+        q = qflat // variants
+        var = (qflat % variants).astype(np.int8)
+        if variants > 1 and q.size:
+            order = np.lexsort((var, dists, ids, q))
+            q, ids, dists, var = q[order], ids[order], dists[order], var[order]
+            first = np.ones(q.shape[0], dtype=bool)
+            first[1:] = (q[1:] != q[:-1]) | (ids[1:] != ids[:-1])
+            q, ids, dists, var = q[first], ids[first], dists[first], var[first]
+        order = np.lexsort((ids, dists, q))
+        lims = np.zeros(nq + 1, dtype=np.int64)
+        np.cumsum(np.bincount(q, minlength=nq), out=lims[1:])
+        return RangeResult(
+            lims,
+            np.ascontiguousarray(ids[order], dtype=np.int64),
+            np.ascontiguousarray(dists[order], dtype=np.int32),
+            var[order] if variants > 1 else None,
+        )
+
+    def _faiss_knn(self, flat: np.ndarray, k: int, threads: int) -> KnnResult:
+        nq = flat.shape[0]
+        out_ids = np.full((nq, k), KNN_MISSING_ID, dtype=np.int64)
+        out_d = np.full((nq, k), KNN_MISSING_DISTANCE, dtype=np.int32)
+        if self._faiss_index is None or nq == 0:
+            return KnnResult(out_ids, out_d)
+        self._faiss_threads(threads)
+        # Ask for enough extra neighbours to cover tombstones.
+        kk = min(self._n, k + len(self._removed))
+        if self._backend == "faiss-mih":
+            with self._mih_lock:
+                D, I = self._faiss_index.search(flat, kk)
+        else:
+            D, I = self._faiss_index.search(flat, kk)
+        removed = self._removed_rows
+        for qi in range(nq):
+            rows = I[qi]
+            ok = rows >= 0
+            if removed is not None:
+                ok &= ~np.isin(rows, removed)
+            ids = self._ids[rows[ok]]
+            d = D[qi][ok].astype(np.int32)
+            order = np.lexsort((ids, d))[:k]
+            out_ids[qi, : order.size] = ids[order]
+            out_d[qi, : order.size] = d[order]
+        return KnnResult(out_ids, out_d)
+
