@@ -156,3 +156,22 @@ def test_runner_rejects_an_unknown_name(fake_benchmarks, tmp_path):
     with pytest.raises(SystemExit) as exc:
         fake_benchmarks.main(["--only", "nope", "--out", str(tmp_path)])
     assert exc.value.code == 2
+
+
+def test_bench_hash_inputs_are_cached_4_3_jpegs_and_pdqhash_bits_pack_msb_first(tmp_path):
+    pytest.importorskip("skimage", reason="bench_hash makes its inputs from scikit-image photos")
+    np = pytest.importorskip("numpy")
+    from PIL import Image
+
+    from benchmarks import bench_hash
+
+    path = bench_hash.make_jpeg(tmp_path, "coffee", (64, 48), seed=1)
+    with Image.open(path) as im:
+        assert im.format == "JPEG" and im.size == (64, 48)
+    mtime = path.stat().st_mtime_ns
+    assert bench_hash.make_jpeg(tmp_path, "coffee", (64, 48), seed=1) == path
+    assert path.stat().st_mtime_ns == mtime  # reused, not regenerated
+
+    bits = np.zeros(256, dtype=np.int64)
+    bits[0] = bits[15] = 1
+    assert bench_hash.pdqhash_bytes(bits)[:2].tolist() == [0x80, 0x01]
