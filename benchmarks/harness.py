@@ -30,7 +30,8 @@ plus ``<out>/summary.json`` listing them. Schema ``ncii_hash-bench/1``::
     started      ISO 8601 UTC;  duration_s: wall time of the whole benchmark
     status       "ok" | "error"
     error        null | {type, message, traceback}
-    machine      see machine_facts(): cpu, cores, ram_gb, simd, load_avg, python, versions...
+    machine      see machine_facts(): cpu, cores, ram_gb, simd, load_avg (at the end) and
+                 load_avg_start (1/5/15-minute), python, versions...
     config       free-form parameters the benchmark chose (sizes, repeats, seeds, files)
     measurements [{name, subject, unit: "s", per, items, stats: {median, q1, q3, iqr, min,
                    max, mean, n}, per_item_s, throughput_per_s, samples}]   (times per call)
@@ -399,6 +400,7 @@ class Context:
 def execute(run: Callable[[Context], None], ctx: Context) -> dict:
     """Run one benchmark, catching a crash into the result, and write ``<out>/<name>.json``."""
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    load_start = [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
     t0 = time.perf_counter()
     error = None
     try:
@@ -406,6 +408,7 @@ def execute(run: Callable[[Context], None], ctx: Context) -> dict:
     except Exception as exc:  # a crash is a bug to report, not a reason to lose the rest
         error = {"type": type(exc).__name__, "message": str(exc), "traceback": traceback.format_exc()}
     result = ctx.to_json(started=started, duration_s=time.perf_counter() - t0, error=error)
+    result["machine"]["load_avg_start"] = load_start  # other jobs on the machine skew timings
     ctx.out.mkdir(parents=True, exist_ok=True)
     path = ctx.out / f"{ctx.name}.json"
     tmp = path.with_suffix(".json.tmp")

@@ -156,3 +156,51 @@ def test_runner_rejects_an_unknown_name(fake_benchmarks, tmp_path):
     with pytest.raises(SystemExit) as exc:
         fake_benchmarks.main(["--only", "nope", "--out", str(tmp_path)])
     assert exc.value.code == 2
+
+
+def test_bench_hash_inputs_are_cached_4_3_jpegs_and_pdqhash_bits_pack_msb_first(tmp_path):
+    pytest.importorskip("skimage", reason="bench_hash makes its inputs from scikit-image photos")
+    np = pytest.importorskip("numpy")
+    from PIL import Image
+
+    from benchmarks import bench_hash
+
+    path = bench_hash.make_jpeg(tmp_path, "coffee", (64, 48), seed=1)
+    with Image.open(path) as im:
+        assert im.format == "JPEG" and im.size == (64, 48)
+    mtime = path.stat().st_mtime_ns
+    assert bench_hash.make_jpeg(tmp_path, "coffee", (64, 48), seed=1) == path
+    assert path.stat().st_mtime_ns == mtime  # reused, not regenerated
+
+    bits = np.zeros(256, dtype=np.int64)
+    bits[0] = bits[15] = 1
+    assert bench_hash.pdqhash_bytes(bits)[:2].tolist() == [0x80, 0x01]
+
+
+def test_splice_replaces_only_between_the_markers():
+    from benchmarks.render_readme import END, START, splice
+
+    text = f"intro\n{START}\nold table\n{END}\noutro\n"
+    assert splice(text, "new table\n") == f"intro\n{START}\nnew table\n{END}\noutro\n"
+    assert splice("no markers here\n", "x") is None
+    assert splice(f"{END}\n{START}\n", "x") is None  # out of order
+
+
+def test_render_and_write_readme_from_a_run(fake_benchmarks, tmp_path, capsys):
+    from benchmarks import render_readme
+    from benchmarks.render_readme import END, START
+
+    out = tmp_path / "run"
+    assert fake_benchmarks.main(["--only", "zzfakeok", "--out", str(out)]) == 0
+    section = render_readme.render(*render_readme.load_run(out))
+    assert "#### `zzfakeok`" in section and "| ours vs other | ours | other |" in section
+    assert "skipped" in section and "ok: same answer" in section and "Quick run" not in section
+
+    readme = tmp_path / "README.md"
+    readme.write_text("# Title\nno markers\n")
+    assert render_readme.main([str(out), "--write-readme", str(readme)]) == 1
+    assert readme.read_text() == "# Title\nno markers\n"
+    readme.write_text(f"# Title\n{START}\nstale\n{END}\nafter\n")
+    assert render_readme.main([str(out), "--write-readme", str(readme)]) == 0
+    text = readme.read_text()
+    assert "stale" not in text and "#### `zzfakeok`" in text and text.endswith(f"{END}\nafter\n")
