@@ -5,7 +5,8 @@ Survivor side (never opens a network connection):
   ncii-hash show submission.json
 
 Platform side:
-  ncii-hash match HASHES PATH... [-r] [--radius 31]   (HASHES: a submission or a hex list)
+  ncii-hash bank init|add|import|withdraw|export|stats BANK ...
+  ncii-hash match BANK PATH_OR_HASHFILE... [--radius 31] [--no-dihedral] [--json]
 
 Exit codes: 0 success, 1 some inputs failed (the rest were processed), 2 usage error.
 """
@@ -24,7 +25,7 @@ import numpy as np
 
 from . import __version__
 from .formats import SubmissionError, make_submission, read_submission, write_submission
-from .hashes import PDQ_MATCH_THRESHOLD, PDQ_MIN_QUALITY, from_hex, hamming_matrix
+from .hashes import PDQ_MATCH_THRESHOLD, PDQ_MIN_QUALITY, from_hex
 from .imageio import IMAGE_SUFFIXES
 from .pdq import DIHEDRAL_NAMES, pdq_hash_many
 
@@ -149,42 +150,151 @@ def cmd_show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _load_hash_list(path: str) -> np.ndarray:
-    p = Path(path)
-    if p.suffix.lower() == ".json":
-        return read_submission(p).hashes
+HASH_LIST_SUFFIXES = {".txt", ".csv", ".hex", ".pdq"}
+
+
+def _read_hash_file(path: Path) -> np.ndarray:
     try:
-        lines = [ln.split(",")[0].strip() for ln in p.read_text().splitlines()]
-    except OSError as exc:
-        raise UsageError(f"{p}: cannot read ({exc.strerror})") from None
-    return from_hex([ln for ln in lines if ln and not ln.startswith("#")])
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path}: cannot read hash list ({exc})") from None
+    hexes = []
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        field = line.split(",")[0].strip()
+        if not field or field.startswith("#") or (lineno == 1 and field.lower() in ("pdq", "hash", "signal")):
+            continue
+        hexes.append(field)
+    try:
+        return from_hex(hexes) if hexes else np.zeros((0, 32), np.uint8)
+    except ValueError as exc:
+        raise UsageError(f"{path}: {exc}") from None
+
+
+def _open_bank(path: str, *, create: bool = False):
+    from .bank import HashBank
+
+    p = Path(path)
+    if not create and not p.is_file():
+        raise UsageError(f"{p}: no such bank (create one with 'ncii-hash bank init {p}')")
+    return HashBank(p, create=create)
 
 
 def cmd_match(args: argparse.Namespace) -> int:
-    bank = _load_hash_list(args.hashes)
-    files = list(iter_inputs(args.paths, args.recursive))
-    if not files:
-        raise UsageError("no image files found in the given paths")
-    batch = pdq_hash_many([str(f) for f in files], dihedral=True, threads=args.threads,
-                          progress=Progress(len(files), not args.quiet))
-    matched = 0
-    for i, f in enumerate(files):
-        if i in batch.errors:
-            print(f"ERROR     {f}: {batch.errors[i].reason}")
-            continue
-        d = hamming_matrix(batch.dihedral[i], bank)  # (8, N)
-        best = d.min(axis=0)
-        hits = np.nonzero(best <= args.radius)[0]
-        if hits.size:
-            matched += 1
-            j = int(hits[np.argmin(best[hits])])
-            variant = DIHEDRAL_NAMES[int(np.argmin(d[:, j]))]
-            print(f"MATCH     {f}: bank hash #{j} at distance {int(best[j])} ({variant})")
+    bank = _open_bank(args.bank)
+    images: list = []
+    hash_files: list = []
+    for raw in args.inputs:
+        p = Path(raw)
+        if p.is_file() and p.suffix.lower() in HASH_LIST_SUFFIXES:
+            hash_files.append(p)
         else:
-            print(f"no match  {f}")
-    print(f"ncii-hash: {matched} of {len(files)} files match {len(bank)} banked hashes (distance <= {args.radius})",
-          file=sys.stderr)
-    return EXIT_SOME_FAILED if batch.errors else EXIT_OK
+            images.extend(iter_inputs([raw], True))
+    if not images and not hash_files:
+        raise UsageError("no image files or hash lists found in the given paths")
+    records = []
+    failed = 0
+    if images:
+        batch = pdq_hash_many([str(f) for f in images], dihedral=True, threads=args.threads,
+                              progress=Progress(len(images), not args.quiet))
+        ok = [i for i in range(len(images)) if i not in batch.errors]
+        queries = batch.dihedral[ok] if args.dihedral else batch.hashes[ok]
+        found = bank.match(queries, args.radius, dihedral=args.dihedral) if ok else []
+        per_query: dict = {}
+        for m in found:
+            per_query.setdefault(m.query, []).append(m)
+        for qi, i in enumerate(ok):
+            records.append(_record(str(images[i]), per_query.get(qi, []), quality=int(batch.qualities[i])))
+        for i, err in sorted(batch.errors.items()):
+            failed += 1
+            records.append({"path": str(images[i]), "status": "error", "reason": err.reason, "matches": []})
+    for hf in hash_files:
+        codes = _read_hash_file(hf)
+        found = bank.match(codes, args.radius, dihedral=False) if len(codes) else []
+        per_query = {}
+        for m in found:
+            per_query.setdefault(m.query, []).append(m)
+        for qi in range(len(codes)):
+            records.append(_record(f"{hf}:{qi + 1}", per_query.get(qi, []), pdq=codes[qi].tobytes().hex()))
+    if args.json:
+        json.dump(records, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        for r in records:
+            if r["status"] == "error":
+                print(f"ERROR     {r['path']}: {r['reason']}")
+            elif r["matches"]:
+                best = r["matches"][0]
+                more = f" (+{len(r['matches']) - 1} more)" if len(r["matches"]) > 1 else ""
+                print(f"MATCH     {r['path']}: case {best['case_id']} at distance {best['distance']}"
+                      f" ({best['variant']}){more}")
+            else:
+                print(f"no match  {r['path']}")
+    n_match = sum(1 for r in records if r["status"] == "match")
+    print(f"ncii-hash: {n_match} of {len(records)} inputs match the bank (distance <= {args.radius})", file=sys.stderr)
+    bank.close()
+    return EXIT_SOME_FAILED if failed else EXIT_OK
+
+
+def _record(path: str, matches: list, **extra) -> dict:
+    return {
+        "path": path,
+        "status": "match" if matches else "no match",
+        **extra,
+        "matches": [
+            {"case_id": m.case_id, "hash_id": m.hash_id, "distance": m.distance,
+             "variant": DIHEDRAL_NAMES[m.variant]}
+            for m in matches
+        ],
+    }
+
+
+def cmd_bank(args: argparse.Namespace) -> int:
+    from .bank import BankError
+
+    action = args.action
+    try:
+        if action == "init":
+            if Path(args.bank).exists():
+                raise UsageError(f"{args.bank}: already exists")
+            _open_bank(args.bank, create=True).close()
+            print(f"created empty bank {args.bank} (owner-only file; hash banks are sensitive data)")
+            return EXIT_OK
+        bank = _open_bank(args.bank)
+        try:
+            if action == "add":
+                for sub in args.files:
+                    cid = bank.add_submission(sub, allow_low_quality=args.allow_low_quality)
+                    print(cid)
+            elif action == "import":
+                for f in args.files:
+                    cases = bank.import_(f, allow_low_quality=args.allow_low_quality)
+                    print(f"imported {f}: {len(cases)} case(s)", file=sys.stderr)
+                    for c in cases:
+                        print(c)
+            elif action == "withdraw":
+                for cid in args.case_ids:
+                    try:
+                        n = bank.withdraw(cid)
+                    except KeyError:
+                        raise UsageError(f"no case {cid!r} in {args.bank}") from None
+                    print(f"withdrew {cid}: {n} hash(es) deleted; it will not match again")
+            elif action == "export":
+                n = bank.export(args.output)
+                print(f"wrote {n} hashes to {args.output}", file=sys.stderr)
+            elif action == "stats":
+                st = bank.stats()
+                if args.json:
+                    print(json.dumps(st.__dict__, indent=2))
+                else:
+                    for k, v in st.__dict__.items():
+                        print(f"{k:16} {v}")
+        finally:
+            bank.close()
+    except (BankError, SubmissionError) as exc:
+        raise UsageError(str(exc)) from None
+    except FileNotFoundError as exc:
+        raise UsageError(str(exc)) from None
+    return EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -192,7 +302,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"ncii-hash {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
-    h = sub.add_parser("hash", help="hash images on this device; nothing is sent anywhere")
+    h = sub.add_parser("hash", help="hash images on this device; nothing is sent anywhere",
+                       epilog="example: ncii-hash hash ~/Pictures/private -r -o submission.json")
     h.add_argument("paths", nargs="+", help="image files and/or folders")
     h.add_argument("-r", "--recursive", action="store_true", help="also hash images in subfolders")
     h.add_argument("-o", "--output", help="write a submission file (hashes and qualities only)")
@@ -202,18 +313,48 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     h.set_defaults(func=cmd_hash)
 
-    s = sub.add_parser("show", help="explain exactly what a submission file contains")
+    s = sub.add_parser("show", help="explain exactly what a submission file contains",
+                       epilog="example: ncii-hash show submission.json")
     s.add_argument("submission")
     s.set_defaults(func=cmd_show)
 
-    m = sub.add_parser("match", help="match image files against a submission or a list of hex hashes")
-    m.add_argument("hashes", help="submission .json, or a text file with one hex hash per line")
-    m.add_argument("paths", nargs="+")
-    m.add_argument("-r", "--recursive", action="store_true")
+    m = sub.add_parser("match", help="match image files or hash lists against a bank",
+                       epilog="example: ncii-hash match bank.db uploads/ suspicious.txt --json")
+    m.add_argument("bank", help="bank file (see 'ncii-hash bank init')")
+    m.add_argument("inputs", nargs="+", help="image files, folders (searched recursively), or hash lists (.txt/.csv)")
     m.add_argument("--radius", type=int, default=PDQ_MATCH_THRESHOLD, help="max Hamming distance (default 31)")
+    m.add_argument("--no-dihedral", dest="dihedral", action="store_false",
+                   help="do not search rotated/mirrored versions of images")
+    m.add_argument("--json", action="store_true", help="one JSON record per input (path, status, matches)")
     m.add_argument("--threads", type=int, default=0)
     m.add_argument("-q", "--quiet", action="store_true")
     m.set_defaults(func=cmd_match)
+
+    b = sub.add_parser("bank", help="manage a hash bank (platform side)")
+    bsub = b.add_subparsers(dest="action", required=True)
+    x = bsub.add_parser("init", help="create an empty bank", epilog="example: ncii-hash bank init bank.db")
+    x.add_argument("bank")
+    x = bsub.add_parser("add", help="bank a survivor's submission; prints the new case id",
+                        epilog="example: ncii-hash bank add bank.db submission.json")
+    x.add_argument("bank")
+    x.add_argument("files", nargs="+", metavar="SUBMISSION")
+    x.add_argument("--allow-low-quality", action="store_true")
+    x = bsub.add_parser("import", help="import a CSV of PDQ hashes (pdq,quality,case_id,kind) in one transaction",
+                        epilog="example: ncii-hash bank import bank.db partner.csv")
+    x.add_argument("bank")
+    x.add_argument("files", nargs="+", metavar="CSV")
+    x.add_argument("--allow-low-quality", action="store_true")
+    x = bsub.add_parser("withdraw", help="withdraw cases: their hashes are deleted at once",
+                        epilog="example: ncii-hash bank withdraw bank.db case-0123...")
+    x.add_argument("bank")
+    x.add_argument("case_ids", nargs="+", metavar="CASE_ID")
+    x = bsub.add_parser("export", help="export active hashes as CSV", epilog="example: ncii-hash bank export bank.db out.csv")
+    x.add_argument("bank")
+    x.add_argument("output")
+    x = bsub.add_parser("stats", help="counts, size and index state", epilog="example: ncii-hash bank stats bank.db")
+    x.add_argument("bank")
+    x.add_argument("--json", action="store_true")
+    b.set_defaults(func=cmd_bank)
     return p
 
 

@@ -159,8 +159,8 @@ def pdq_hash_many(
                 items[i], dihedral=dihedral, exif_transpose=exif_transpose, resize=resize,
                 decode=decode, max_pixels=max_pixels,
             ), None
-        except (ImageError, TypeError, ValueError, MemoryError) as exc:
-            err = exc if isinstance(exc, ImageError) else ImageError(describe_source(items[i]), str(exc))
+        except Exception as exc:  # one item must never stop the batch
+            err = exc if isinstance(exc, ImageError) else ImageError(describe_source(items[i]), f"{type(exc).__name__}: {exc}")
             return i, None, err
 
     def record(i: int, res: Optional[PDQResult], err: Optional[Exception], done: int) -> None:

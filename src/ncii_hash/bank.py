@@ -1,0 +1,738 @@
+"""HashBank: the durable bank of cases and hashes, with immediate withdrawal.
+
+The SQLite file is the truth; the in-memory :class:`~ncii_hash.index.HashIndex` is derived
+from it and kept in step incrementally.
+
+Guarantees
+----------
+* **Durable**: every ``add_case``/``withdraw``/``import_`` is one transaction, committed with
+  ``synchronous=FULL`` in WAL mode before the call returns. A crash loses only what had not
+  returned.
+* **Withdrawal is immediate and complete**: when ``withdraw(case_id)`` returns, the case's
+  hash rows are deleted (``secure_delete`` zeroes them in the file, and the WAL is
+  checkpointed and truncated so no old page copy survives), the index no longer holds them,
+  and every saved index snapshot is deleted. Every match is also checked against the table,
+  so a withdrawn case can never be reported, even by another process whose index has not
+  caught up yet.
+* **Other processes stay in step**: each call reads the bank's change sequence and applies
+  the changes committed since (new hashes in, withdrawn hashes out) before matching.
+* **Private files**: the database, its WAL and snapshots are created owner-only (0600).
+  Perceptual hashes can be partly inverted into rough likenesses of the image, so a bank is
+  sensitive data: keep it on encrypted storage and share it only with partners who must match.
+
+Thread-safety: a HashBank may be used from several threads; calls are serialized by an
+internal lock. Use one HashBank per process (SQLite handles several processes).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import secrets
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Optional, Sequence, Union
+
+import numpy as np
+
+from .formats import Submission, parse_submission, read_submission
+from .hashes import PDQ_HASH_BYTES, PDQ_MATCH_THRESHOLD, PDQ_MIN_QUALITY, as_hash_array, from_hex
+from .index import HashIndex
+
+SCHEMA_VERSION = 1
+MEDIA_KINDS = ("image", "video_frame")
+CASE_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+EXPORT_HEADER = ["pdq", "quality", "case_id", "kind"]
+
+PathLike = Union[str, os.PathLike]
+
+
+class BankError(ValueError):
+    """Something is wrong with a bank operation's input; nothing was written."""
+
+
+@dataclass(frozen=True)
+class BankMatch:
+    """One banked hash within the radius of a query."""
+
+    query: int  #: index of the query in the batch
+    case_id: str
+    hash_id: int
+    distance: int
+    variant: int  #: dihedral variant of the query that matched (0 = original)
+
+
+@dataclass(frozen=True)
+class CaseInfo:
+    case_id: str
+    status: str  #: "active" or "withdrawn"
+    created_at: float  #: Unix time
+    withdrawn_at: Optional[float]
+    hashes: int  #: hashes currently banked for the case (0 once withdrawn)
+
+
+@dataclass(frozen=True)
+class BankStats:
+    cases: int
+    active_cases: int
+    withdrawn_cases: int
+    hashes: int
+    change_seq: int
+    file_bytes: int
+    index_entries: int
+    index_source: str  #: "snapshot", "rebuilt" or "empty"
+
+
+@dataclass(frozen=True)
+class ChangeSet:
+    """Delta since a token: cases added (with their hashes) and case ids withdrawn."""
+
+    added: list  #: list of dicts {"case_id", "hashes" (N,32) uint8, "qualities", "kinds"}
+    withdrawn: list  #: list of case ids
+    next_token: str
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS cases (
+    case_id TEXT PRIMARY KEY,
+    created_at REAL NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('active', 'withdrawn')),
+    withdrawn_at REAL
+);
+CREATE TABLE IF NOT EXISTS hashes (
+    hash_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    case_id TEXT NOT NULL REFERENCES cases(case_id),
+    algorithm TEXT NOT NULL DEFAULT 'pdq' CHECK (algorithm = 'pdq'),
+    hash BLOB NOT NULL CHECK (length(hash) = 32),
+    quality INTEGER NOT NULL CHECK (quality BETWEEN 0 AND 100),
+    kind TEXT NOT NULL CHECK (kind IN ('image', 'video_frame')),
+    added_at REAL NOT NULL,
+    seq INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS hashes_by_case ON hashes(case_id);
+CREATE INDEX IF NOT EXISTS hashes_by_seq ON hashes(seq);
+CREATE TABLE IF NOT EXISTS changes (
+    seq INTEGER PRIMARY KEY,
+    case_id TEXT NOT NULL,
+    op TEXT NOT NULL CHECK (op IN ('add', 'withdraw')),
+    hash_ids BLOB NOT NULL,
+    at REAL NOT NULL
+);
+"""
+
+
+def _new_case_id() -> str:
+    # 128 random bits: unguessable, so a case id alone reveals nothing and cannot be enumerated.
+    return "case-" + secrets.token_hex(16)
+
+
+def _create_private_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    os.close(fd)
+    os.chmod(path, 0o600)
+
+
+class HashBank:
+    """A durable bank of NCII hash cases (see module docs for the guarantees)."""
+
+    def __init__(
+        self,
+        path: PathLike,
+        *,
+        create: bool = True,
+        backend: str = "flat",
+        allow_low_quality: bool = False,
+        snapshot: bool = True,
+    ):
+        self.path = Path(os.fspath(path))
+        self.allow_low_quality = allow_low_quality
+        self._snapshot_enabled = snapshot
+        self._backend = backend
+        self._lock = threading.RLock()
+        if self.path.is_dir():
+            raise BankError(f"{self.path}: is a folder; give the path of a bank file")
+        exists = self.path.exists()
+        if not exists:
+            if not create:
+                raise FileNotFoundError(f"{self.path}: no such bank (use create=True or 'ncii-hash bank init')")
+            if not self.path.parent.exists():
+                raise FileNotFoundError(f"{self.path.parent}: folder does not exist")
+            _create_private_file(self.path)
+        try:
+            self._db = sqlite3.connect(str(self.path), timeout=30.0, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA secure_delete=ON")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise BankError(f"{self.path}: not a readable hash bank ({exc})") from None
+        self._index = HashIndex(backend=backend)
+        self._seq = 0
+        self.index_source = "empty"
+        self._open_index()
+
+    # ------------------------------------------------------------------ schema
+    def _migrate(self) -> None:
+        cur = self._db.execute("SELECT name FROM sqlite_master WHERE type='table' AND name='meta'")
+        if cur.fetchone() is None:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        self._db.execute(statement)
+                self._db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+                self._db.execute("INSERT INTO meta VALUES ('change_seq', '0')")
+                self._db.execute("INSERT INTO meta VALUES ('bank_id', ?)", (secrets.token_hex(8),))
+                self._db.execute("INSERT INTO meta VALUES ('kind', 'ncii-hash-bank')")
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            return
+        kind = self._meta("kind")
+        if kind != "ncii-hash-bank":
+            raise BankError(f"{self.path}: not an ncii-hash bank")
+        version = int(self._meta("schema_version") or 0)
+        if version > SCHEMA_VERSION:
+            raise BankError(
+                f"{self.path}: bank schema version {version} is newer than this ncii-hash ({SCHEMA_VERSION}); upgrade ncii-hash"
+            )
+        # Future migrations: for v in range(version, SCHEMA_VERSION): apply step v -> v+1 in one transaction.
+
+    def _meta(self, key: str) -> Optional[str]:
+        row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return None if row is None else row[0]
+
+    def _db_seq(self) -> int:
+        return int(self._meta("change_seq") or 0)
+
+    # ------------------------------------------------------------------ index lifecycle
+    def _snapshot_path(self, seq: int) -> Path:
+        return self.path.with_name(f"{self.path.name}.idx.{seq}")
+
+    def _snapshots(self) -> list:
+        prefix = self.path.name + ".idx."
+        out = []
+        for p in self.path.parent.iterdir():
+            if p.name.startswith(prefix) and p.name[len(prefix):].isdigit():
+                out.append(p)
+        return out
+
+    def _open_index(self) -> None:
+        """Load the newest snapshot not ahead of the bank and apply the changes since; a
+        missing, corrupt or inconsistent snapshot means a rebuild from the table."""
+        seq = self._db_seq()
+        candidates = []
+        if self._snapshot_enabled:
+            for p in self._snapshots():
+                s = int(p.name.rsplit(".", 1)[1])
+                if s <= seq:
+                    candidates.append((s, p))
+        for s, snap in sorted(candidates, reverse=True):
+            try:
+                index = HashIndex.load(snap, mmap=False)
+            except (ValueError, OSError):
+                continue  # corrupt or foreign: try an older one, else rebuild
+            self._index, self._seq = index, s
+            try:
+                self._catch_up()
+                count = self._db.execute("SELECT COUNT(*) FROM hashes").fetchone()[0]
+                if len(self._index) == count:
+                    self.index_source = "snapshot"
+                    return
+            except (ValueError, KeyError):
+                pass
+            break
+        self._rebuild()
+
+    def _rebuild(self) -> None:
+        self._db.execute("BEGIN")
+        try:
+            seq = self._db_seq()
+            rows = self._db.execute("SELECT hash_id, hash FROM hashes ORDER BY hash_id").fetchall()
+        finally:
+            self._db.execute("COMMIT")
+        index = HashIndex(backend=self._backend)
+        if rows:
+            ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+            codes = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.uint8).reshape(-1, PDQ_HASH_BYTES)
+            index.add(codes, ids)
+        self._index, self._seq = index, seq
+        self.index_source = "rebuilt" if rows else "empty"
+
+    def _catch_up(self) -> None:
+        """Apply changes committed (by any process) since our index's sequence."""
+        seq = self._db_seq()
+        if seq == self._seq:
+            return
+        if seq < self._seq:  # the file was replaced under us
+            self._rebuild()
+            return
+        self._db.execute("BEGIN")
+        try:
+            seq = self._db_seq()
+            removed = self._db.execute(
+                "SELECT hash_ids FROM changes WHERE op='withdraw' AND seq > ? AND seq <= ?", (self._seq, seq)
+            ).fetchall()
+            added = self._db.execute(
+                "SELECT hash_id, hash FROM hashes WHERE seq > ? AND seq <= ? ORDER BY hash_id", (self._seq, seq)
+            ).fetchall()
+        finally:
+            self._db.execute("COMMIT")
+        for (blob,) in removed:
+            ids = np.frombuffer(blob, dtype="<i8")
+            if ids.size:
+                self._index.remove(ids)
+        if added:
+            ids = np.fromiter((r[0] for r in added), dtype=np.int64, count=len(added))
+            codes = np.frombuffer(b"".join(r[1] for r in added), dtype=np.uint8).reshape(-1, PDQ_HASH_BYTES)
+            self._index.add(codes, ids)
+        self._seq = seq
+
+    def save_snapshot(self) -> Optional[Path]:
+        """Save the index next to the bank so the next open skips the rebuild."""
+        if not self._snapshot_enabled:
+            return None
+        with self._lock:
+            self._catch_up()
+            path = self._snapshot_path(self._seq)
+            self._index.save(path)
+            for old in self._snapshots():
+                if old != path:
+                    _unlink(old)
+            return path
+
+    def _drop_snapshots(self) -> None:
+        for p in self._snapshots():
+            _unlink(p)
+
+    # ------------------------------------------------------------------ writing
+    def _check_hashes(self, hashes: Any, qualities: Any, kinds: Any, allow_low_quality: bool):
+        h = as_hash_array(hashes)
+        n = h.shape[0]
+        if qualities is None:
+            q = np.full(n, 100, dtype=np.int32)
+        else:
+            q = np.asarray(qualities)
+            if q.shape != (n,) or not np.issubdtype(q.dtype, np.integer):
+                raise BankError(f"qualities must be {n} integers (one per hash); got shape {q.shape} dtype {q.dtype}")
+            q = q.astype(np.int32)
+            if n and (q.min() < 0 or q.max() > 100):
+                raise BankError("qualities must be in 0..100")
+        if isinstance(kinds, str):
+            k = [kinds] * n
+        else:
+            k = list(kinds)
+        if len(k) != n or any(x not in MEDIA_KINDS for x in k):
+            raise BankError(f"kind must be one of {MEDIA_KINDS}")
+        if not allow_low_quality:
+            low = np.nonzero(q < PDQ_MIN_QUALITY)[0]
+            if low.size:
+                raise BankError(
+                    f"{low.size} hash(es) have quality below {PDQ_MIN_QUALITY} (first at position {int(low[0])}, "
+                    f"quality {int(q[low[0]])}): such hashes come from flat or featureless images and cause false "
+                    "matches; pass allow_low_quality=True to bank them anyway"
+                )
+        return h, q, k
+
+    def _insert_case(self, case_id: str, h: np.ndarray, q: np.ndarray, k: Sequence[str], now: float, seq: int) -> list:
+        self._db.execute("INSERT INTO cases (case_id, created_at, status) VALUES (?, ?, 'active')", (case_id, now))
+        ids = []
+        for i in range(h.shape[0]):
+            cur = self._db.execute(
+                "INSERT INTO hashes (case_id, hash, quality, kind, added_at, seq) VALUES (?, ?, ?, ?, ?, ?)",
+                (case_id, h[i].tobytes(), int(q[i]), k[i], now, seq),
+            )
+            ids.append(cur.lastrowid)
+        self._db.execute(
+            "INSERT INTO changes (seq, case_id, op, hash_ids, at) VALUES (?, ?, 'add', ?, ?)",
+            (seq, case_id, np.asarray(ids, dtype="<i8").tobytes(), now),
+        )
+        return ids
+
+    def _begin_write(self) -> int:
+        self._db.execute("BEGIN IMMEDIATE")
+        return self._db_seq()
+
+    def _commit_seq(self, seq: int) -> None:
+        self._db.execute("UPDATE meta SET value=? WHERE key='change_seq'", (str(seq),))
+        self._db.execute("COMMIT")
+
+    def add_case(
+        self,
+        hashes: Any,
+        qualities: Any = None,
+        *,
+        kind: Union[str, Sequence[str]] = "image",
+        allow_low_quality: Optional[bool] = None,
+        case_id: Optional[str] = None,
+    ) -> str:
+        """Bank a new case; returns its (random, unguessable) case id."""
+        allow = self.allow_low_quality if allow_low_quality is None else allow_low_quality
+        h, q, k = self._check_hashes(hashes, qualities, kind, allow)
+        if h.shape[0] == 0:
+            raise BankError("a case needs at least one hash")
+        if case_id is not None and not CASE_ID_PATTERN.match(case_id):
+            raise BankError(f"case id {case_id!r} must be 1-128 characters from A-Z a-z 0-9 _ . : -")
+        with self._lock:
+            self._catch_up()
+            cid = case_id or _new_case_id()
+            base = self._begin_write()
+            try:
+                if self._db.execute("SELECT 1 FROM cases WHERE case_id=?", (cid,)).fetchone():
+                    raise BankError(f"case {cid} already exists")
+                ids = self._insert_case(cid, h, q, k, time.time(), base + 1)
+                self._commit_seq(base + 1)
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._apply_own_write(base, base + 1, h, ids)
+            return cid
+
+    def _apply_own_write(self, base: int, seq: int, h: np.ndarray, ids: Sequence[int]) -> None:
+        if base == self._seq:
+            if len(ids):
+                self._index.add(h, np.asarray(ids, dtype=np.int64))
+            self._seq = seq
+        else:  # someone else wrote in between: take everything from the table
+            self._catch_up()
+
+    def add_submission(self, submission: Union[PathLike, Mapping, Submission], **kwargs: Any) -> str:
+        """Bank a survivor's submission (a path to the JSON file, its decoded dict, or a Submission)."""
+        if isinstance(submission, Submission):
+            sub = submission
+        elif isinstance(submission, Mapping):
+            sub = parse_submission(dict(submission))
+        else:
+            sub = read_submission(submission)
+        return self.add_case(sub.hashes, sub.qualities, kind=list(sub.kinds), **kwargs)
+
+    def withdraw(self, case_id: str) -> int:
+        """Withdraw a case: its hashes are deleted and never match again. Returns how many.
+
+        Raises KeyError for an unknown case; withdrawing twice is a no-op returning 0.
+        """
+        with self._lock:
+            self._catch_up()
+            base = self._begin_write()
+            try:
+                row = self._db.execute("SELECT status FROM cases WHERE case_id=?", (case_id,)).fetchone()
+                if row is None:
+                    raise KeyError(f"no case {case_id!r} in this bank")
+                if row[0] == "withdrawn":
+                    self._db.execute("ROLLBACK")
+                    return 0
+                ids = [r[0] for r in self._db.execute("SELECT hash_id FROM hashes WHERE case_id=?", (case_id,))]
+                now = time.time()
+                self._db.execute("DELETE FROM hashes WHERE case_id=?", (case_id,))
+                self._db.execute(
+                    "UPDATE cases SET status='withdrawn', withdrawn_at=? WHERE case_id=?", (now, case_id)
+                )
+                self._db.execute(
+                    "INSERT INTO changes (seq, case_id, op, hash_ids, at) VALUES (?, ?, 'withdraw', ?, ?)",
+                    (base + 1, case_id, np.asarray(ids, dtype="<i8").tobytes(), now),
+                )
+                self._commit_seq(base + 1)
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+            if base == self._seq:
+                if ids:
+                    self._index.remove(np.asarray(ids, dtype=np.int64))
+                self._seq = base + 1
+            else:
+                self._catch_up()
+            # No copy of the withdrawn hashes may stay on disk: old WAL frames, snapshots.
+            self._checkpoint()
+            self._drop_snapshots()
+            return len(ids)
+
+    def _checkpoint(self) -> None:
+        try:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.OperationalError:  # pragma: no cover - busy readers; retried on close
+            pass
+
+    # ------------------------------------------------------------------ reading
+    def case(self, case_id: str) -> CaseInfo:
+        row = self._db.execute(
+            "SELECT case_id, status, created_at, withdrawn_at FROM cases WHERE case_id=?", (case_id,)
+        ).fetchone()
+        if row is None:
+            raise KeyError(f"no case {case_id!r} in this bank")
+        n = self._db.execute("SELECT COUNT(*) FROM hashes WHERE case_id=?", (case_id,)).fetchone()[0]
+        return CaseInfo(case_id=row[0], status=row[1], created_at=row[2], withdrawn_at=row[3], hashes=n)
+
+    def case_hashes(self, case_id: str) -> np.ndarray:
+        rows = self._db.execute("SELECT hash FROM hashes WHERE case_id=? ORDER BY hash_id", (case_id,)).fetchall()
+        return np.frombuffer(b"".join(r[0] for r in rows), dtype=np.uint8).reshape(-1, PDQ_HASH_BYTES).copy()
+
+    def match(
+        self,
+        queries: Any,
+        radius: int = PDQ_MATCH_THRESHOLD,
+        *,
+        dihedral: bool = True,
+        threads: int = 0,
+    ) -> list:
+        """Banked hashes within ``radius`` (inclusive) of each query, as BankMatch records.
+
+        ``queries``: ``(Q, 32)`` hashes, or ``(Q, 8, 32)`` dihedral sets from
+        ``pdq_hash(..., dihedral=True).dihedral`` (searched in all 8 orientations when
+        ``dihedral`` is true; the variants of a hash come from its DCT, so plain hashes are
+        searched as they are). Sorted by query, then distance, then hash id.
+        """
+        q = np.asarray(queries)
+        if q.dtype != np.uint8:
+            raise TypeError(f"queries must be uint8 hashes; got dtype {q.dtype}")
+        if q.ndim == 1:
+            q = q.reshape(1, -1)
+        if q.ndim == 3:
+            if q.shape[1:] != (8, PDQ_HASH_BYTES):
+                raise ValueError(f"dihedral queries must have shape (Q, 8, 32); got {q.shape}")
+            if not dihedral:
+                q = q[:, 0, :]
+        elif q.ndim != 2 or q.shape[1] != PDQ_HASH_BYTES:
+            raise ValueError(f"queries must have shape (Q, 32) or (Q, 8, 32); got {q.shape}")
+        q = np.ascontiguousarray(q)
+        with self._lock:
+            self._catch_up()
+            res = self._index.range_search(q, radius, dihedral=q.ndim == 3, threads=threads)
+            if res.ids.size == 0:
+                return []
+            variants = res.variants if getattr(res, "variants", None) is not None else np.zeros(res.ids.size, np.int8)
+            # The table is the truth: map ids to cases, dropping anything no longer banked.
+            uniq = np.unique(res.ids)
+            owner: dict = {}
+            for chunk in range(0, uniq.size, 900):
+                part = [int(x) for x in uniq[chunk:chunk + 900]]
+                marks = ",".join("?" * len(part))
+                for hid, cid in self._db.execute(
+                    f"SELECT hash_id, case_id FROM hashes WHERE hash_id IN ({marks})", part
+                ):
+                    owner[hid] = cid
+        out = []
+        lims = res.lims
+        for qi in range(lims.size - 1):
+            rows = []
+            for j in range(int(lims[qi]), int(lims[qi + 1])):
+                hid = int(res.ids[j])
+                cid = owner.get(hid)
+                if cid is None:
+                    continue
+                rows.append(BankMatch(query=qi, case_id=cid, hash_id=hid, distance=int(res.distances[j]),
+                                      variant=int(variants[j])))
+            rows.sort(key=lambda m: (m.distance, m.hash_id))
+            out.extend(rows)
+        return out
+
+    def changes(self, since: Optional[str] = None) -> ChangeSet:
+        """What changed after token ``since`` (None = from the start): cases added (with
+        their current hashes) and case ids withdrawn; ``next_token`` resumes after this call.
+        A case added and withdrawn in the same window appears only as withdrawn."""
+        try:
+            start = 0 if since in (None, "") else int(str(since))
+        except ValueError:
+            raise BankError(f"bad change token {since!r}") from None
+        if start < 0:
+            raise BankError(f"bad change token {since!r}")
+        self._db.execute("BEGIN")
+        try:
+            end = self._db_seq()
+            ops = self._db.execute(
+                "SELECT case_id, op FROM changes WHERE seq > ? AND seq <= ? ORDER BY seq", (start, end)
+            ).fetchall()
+            withdrawn = [cid for cid, op in ops if op == "withdraw"]
+            gone = set(withdrawn)
+            added = []
+            for cid, op in ops:
+                if op != "add" or cid in gone:
+                    continue
+                rows = self._db.execute(
+                    "SELECT hash, quality, kind FROM hashes WHERE case_id=? ORDER BY hash_id", (cid,)
+                ).fetchall()
+                added.append({
+                    "case_id": cid,
+                    "hashes": np.frombuffer(b"".join(r[0] for r in rows), np.uint8).reshape(-1, PDQ_HASH_BYTES).copy(),
+                    "qualities": np.asarray([r[1] for r in rows], np.int32),
+                    "kinds": [r[2] for r in rows],
+                })
+        finally:
+            self._db.execute("COMMIT")
+        return ChangeSet(added=added, withdrawn=withdrawn, next_token=str(end))
+
+    def stats(self) -> BankStats:
+        with self._lock:
+            self._catch_up()
+            c = self._db.execute(
+                "SELECT COUNT(*), SUM(status='active'), SUM(status='withdrawn') FROM cases"
+            ).fetchone()
+            n = self._db.execute("SELECT COUNT(*) FROM hashes").fetchone()[0]
+            size = sum(p.stat().st_size for p in [self.path, Path(str(self.path) + "-wal")] if p.exists())
+            return BankStats(cases=c[0], active_cases=c[1] or 0, withdrawn_cases=c[2] or 0, hashes=n,
+                             change_seq=self._seq, file_bytes=size, index_entries=len(self._index),
+                             index_source=self.index_source)
+
+    def verify(self) -> None:
+        """Check that the index and the table agree exactly; raises AssertionError if not."""
+        with self._lock:
+            self._catch_up()
+            rows = self._db.execute("SELECT hash_id, hash FROM hashes ORDER BY hash_id").fetchall()
+            if len(self._index) != len(rows):
+                raise AssertionError(f"index holds {len(self._index)} hashes, table {len(rows)}")
+            if not rows:
+                return
+            ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+            codes = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.uint8).reshape(-1, PDQ_HASH_BYTES)
+            res = self._index.range_search(codes, 0)
+            for i in range(len(rows)):
+                found = res.ids[res.lims[i]:res.lims[i + 1]]
+                if ids[i] not in found:
+                    raise AssertionError(f"hash id {int(ids[i])} is in the table but not in the index")
+
+    # ------------------------------------------------------------------ exchange
+    def export(self, path: PathLike, format: str = "te-csv") -> int:
+        """Write all active hashes as CSV (``pdq,quality,case_id,kind``), owner-only. Returns rows."""
+        if format != "te-csv":
+            raise BankError(f"unknown export format {format!r} (supported: 'te-csv')")
+        p = Path(os.fspath(path))
+        tmp = p.with_name(f".{p.name}.tmp-{secrets.token_hex(4)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        n = 0
+        try:
+            with os.fdopen(fd, "w", newline="", encoding="ascii") as f:
+                w = csv.writer(f)
+                w.writerow(EXPORT_HEADER)
+                self._db.execute("BEGIN")
+                try:
+                    for h, q, cid, kind in self._db.execute(
+                        "SELECT hash, quality, case_id, kind FROM hashes ORDER BY hash_id"
+                    ):
+                        w.writerow([h.hex(), q, cid, kind])
+                        n += 1
+                finally:
+                    self._db.execute("COMMIT")
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, p)
+        except BaseException:
+            _unlink(tmp)
+            raise
+        return n
+
+    def import_(self, path: PathLike, *, allow_low_quality: Optional[bool] = None) -> list:
+        """Import a CSV of PDQ hashes in one transaction; returns the case ids created.
+
+        Columns: ``pdq`` (64 hex), then optional ``quality`` (0..100, default 100),
+        ``case_id`` and ``kind``; a header row is optional. Rows without a case id form one
+        new case. Any bad row raises BankError with its line number, and nothing is imported.
+        """
+        allow = self.allow_low_quality if allow_low_quality is None else allow_low_quality
+        p = Path(os.fspath(path))
+        try:
+            text = p.read_bytes().decode("utf-8-sig")
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{p}: no such file") from None
+        except UnicodeDecodeError as exc:
+            raise BankError(f"{p}: not a UTF-8 text file ({exc})") from None
+        groups: dict = {}
+        order: list = []
+        anonymous = _new_case_id()
+        reader = csv.reader(io.StringIO(text))
+        for lineno, row in enumerate(reader, start=1):
+            if not row or all(not c.strip() for c in row) or row[0].lstrip().startswith("#"):
+                continue
+            if lineno == 1 and row[0].strip().lower() in ("pdq", "hash", "signal", "pdq_hash"):
+                continue
+            where = f"{p}, line {lineno}"
+            hexs = row[0].strip()
+            try:
+                code = from_hex(hexs)
+            except ValueError as exc:
+                raise BankError(f"{where}: {exc}") from None
+            quality = 100
+            if len(row) > 1 and row[1].strip():
+                try:
+                    quality = int(row[1])
+                except ValueError:
+                    raise BankError(f"{where}: quality {row[1]!r} is not an integer") from None
+                if not 0 <= quality <= 100:
+                    raise BankError(f"{where}: quality {quality} is outside 0..100")
+            if quality < PDQ_MIN_QUALITY and not allow:
+                raise BankError(f"{where}: quality {quality} is below {PDQ_MIN_QUALITY} (use allow_low_quality)")
+            cid = row[2].strip() if len(row) > 2 and row[2].strip() else anonymous
+            if not CASE_ID_PATTERN.match(cid):
+                raise BankError(f"{where}: case id {cid!r} must be 1-128 characters from A-Z a-z 0-9 _ . : -")
+            kind = row[3].strip() if len(row) > 3 and row[3].strip() else "image"
+            if kind not in MEDIA_KINDS:
+                raise BankError(f"{where}: kind {kind!r} must be one of {MEDIA_KINDS}")
+            if len(row) > 4:
+                raise BankError(f"{where}: {len(row)} columns; expected at most 4 (pdq,quality,case_id,kind)")
+            if cid not in groups:
+                groups[cid] = ([], [], [])
+                order.append(cid)
+            groups[cid][0].append(code)
+            groups[cid][1].append(quality)
+            groups[cid][2].append(kind)
+        if not order:
+            raise BankError(f"{p}: no hashes found")
+        with self._lock:
+            self._catch_up()
+            base = self._begin_write()
+            try:
+                existing = [c for c in order if self._db.execute("SELECT 1 FROM cases WHERE case_id=?", (c,)).fetchone()]
+                if existing:
+                    raise BankError(f"{p}: case {existing[0]} already exists in this bank (nothing imported)")
+                now = time.time()
+                all_ids, all_codes = [], []
+                for i, cid in enumerate(order):
+                    codes = np.stack(groups[cid][0])
+                    ids = self._insert_case(cid, codes, np.asarray(groups[cid][1]), groups[cid][2], now, base + 1 + i)
+                    all_ids.extend(ids)
+                    all_codes.append(codes)
+                self._commit_seq(base + len(order))
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+            self._apply_own_write(base, base + len(order), np.concatenate(all_codes), all_ids)
+        return order
+
+    # ------------------------------------------------------------------ lifecycle
+    def close(self, *, save_snapshot: bool = True) -> None:
+        with self._lock:
+            if self._db is None:
+                return
+            if save_snapshot and self._snapshot_enabled:
+                try:
+                    self.save_snapshot()
+                except OSError:
+                    pass
+            self._checkpoint()
+            self._db.close()
+            self._db = None  # type: ignore[assignment]
+
+    def __enter__(self) -> "HashBank":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __len__(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM hashes").fetchone()[0])
+
+
+def _unlink(p: Path) -> None:
+    try:
+        os.unlink(p)
+    except FileNotFoundError:
+        pass
