@@ -113,7 +113,7 @@ def _check_conformance(name: str, video: Path, expected_txt: Path, every_frame: 
         "max_good": int(d[good].max()) if good.any() else 0,
         "mean_good": float(d[good].mean()) if good.any() else 0.0,
     }
-    assert good.sum() >= len(d) // 2, "most frames of the samples are well textured"
+    assert good.any(), f"{name}: no frame with quality >= 50 on both sides to compare"
     worst = int(d[good].max())
     assert worst < CONFORMANCE_DISTANCE_BELOW, f"{name}: frame distance {worst} >= {CONFORMANCE_DISTANCE_BELOW}"
 
