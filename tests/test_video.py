@@ -462,6 +462,12 @@ def test_hanging_decoder_is_killed(bundled_copy):
     assert collected == ["meta"]
 
 
+def test_crashing_decoder_becomes_video_error(bundled_copy):
+    with pytest.raises(VideoError, match="decoder process died .signal"):
+        V._run_in_subprocess(str(bundled_copy), V._Options(1.0, 10, 10.0, 10, 1, None), lambda k, p: None,
+                             timeout=None, stall_timeout=60.0, worker="_worker_crash_for_tests")
+
+
 def test_total_timeout(cv2, bundled_copy):
     with pytest.raises(VideoError, match="timed out"):
         hash_video(bundled_copy, timeout=1e-3)

@@ -144,7 +144,7 @@ class VideoHash:
             frame_numbers=np.array([r[0] for r in rows], dtype=np.int64),
             timestamps=np.array([r[3] for r in rows], dtype=np.float64),
             md5="", fps=0.0, width=0, height=0,
-            decoded_frames=(rows[-1][0] + 1) if rows else 0,
+            decoded_frames=(rows[-1][0] + 1) if rows else 0,  # at least; the format doesn't say
         )
 
 
@@ -332,6 +332,16 @@ def _hash_bgr(frame: np.ndarray, cv2: Any) -> tuple[np.ndarray, int]:
 
 
 def _decode_and_hash(path: str, opts: _Options, emit: Callable[[str, Any], None]) -> None:
+    """:func:`_decode_frames`, with any failure of OpenCV or the core turned into ``_Abort``."""
+    try:
+        _decode_frames(path, opts, emit)
+    except (_Abort, ImportError):
+        raise
+    except Exception as exc:  # cv2.error, ValueError from the core, MemoryError...
+        raise _Abort(f"decoding failed: {type(exc).__name__}: {exc}") from None
+
+
+def _decode_frames(path: str, opts: _Options, emit: Callable[[str, Any], None]) -> None:
     """Decode ``path`` and hash the sampled frames, reporting through ``emit``:
 
     ``("meta", dict)`` once, then ``("frames", (numbers, hashes, qualities, decoded))``
@@ -453,7 +463,7 @@ def _worker_main(path: str, opts: _Options, conn: Any) -> None:
     except ImportError as exc:
         conn.send(("import-error", str(exc)))
     except BaseException as exc:  # report anything to the parent rather than die silently
-        conn.send(("error", f"decoder failed: {type(exc).__name__}: {exc}"))
+        conn.send(("error", f"decoding failed: {type(exc).__name__}: {exc}"))
     finally:
         conn.close()
 
@@ -478,7 +488,12 @@ def _subprocess_entry(argv: list[str]) -> None:
     worker(argv[1], opts, conn)
 
 
-_WORKERS = ("_worker_main", "_worker_hang_for_tests")
+_WORKERS = ("_worker_main", "_worker_hang_for_tests", "_worker_crash_for_tests")
+
+
+def _worker_crash_for_tests(path: str, opts: _Options, conn: Any) -> None:
+    """A worker that dies like a decoder with memory corruption (used by the tests)."""
+    os.abort()
 
 
 def _worker_hang_for_tests(path: str, opts: _Options, conn: Any) -> None:
