@@ -120,7 +120,7 @@ def _check_conformance(name: str, video: Path, expected_txt: Path, every_frame: 
 
 def test_bundled_video_conforms_every_frame(cv2):
     # The default path: decoded in a subprocess.
-    _check_conformance(BUNDLED_NAME, BUNDLED / f"{BUNDLED_NAME}.mp4", BUNDLED / f"{BUNDLED_NAME}.txt",
+    _check_conformance(f"{BUNDLED_NAME} (bundled)", BUNDLED / f"{BUNDLED_NAME}.mp4", BUNDLED / f"{BUNDLED_NAME}.txt",
                        every_frame=True, in_process=False)
 
 
