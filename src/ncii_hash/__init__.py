@@ -20,6 +20,8 @@ from .hashes import (
 from .imageio import DEFAULT_MAX_PIXELS, ImageError, allowed_formats, load_pixels
 from .index import BACKENDS, EXACT_BACKENDS, HashIndex, KnnResult, Match, RangeResult
 from .pdq import DIHEDRAL_NAMES, PDQBatch, PDQResult, hash_pixels, pdq_hash, pdq_hash_many
+# video.py imports OpenCV only when a video is decoded (the optional `video` extra).
+from .video import VideoError, VideoHash, VideoMatch, hash_video, match_video
 
 __version__ = "0.1.0"
 
@@ -50,4 +52,9 @@ __all__ = [
     "pdq_hash_many",
     "simd_level",
     "to_hex",
+    "VideoError",
+    "VideoHash",
+    "VideoMatch",
+    "hash_video",
+    "match_video",
 ]
