@@ -30,6 +30,7 @@ reaches the caller.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import io
 import os
 import stat
@@ -355,8 +356,74 @@ def _scale_to_uint8(arr: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(arr), 0, 255).astype(np.uint8)
 
 
-def _pixels_from_pil(img: Image.Image, name: str) -> np.ndarray:
+class _ArrowArray(ctypes.Structure):
+    pass
+
+
+_ArrowArray._fields_ = [
+    ("length", ctypes.c_int64),
+    ("null_count", ctypes.c_int64),
+    ("offset", ctypes.c_int64),
+    ("n_buffers", ctypes.c_int64),
+    ("n_children", ctypes.c_int64),
+    ("buffers", ctypes.POINTER(ctypes.c_void_p)),
+    ("children", ctypes.POINTER(ctypes.POINTER(_ArrowArray))),
+    ("dictionary", ctypes.c_void_p),
+    ("release", ctypes.c_void_p),
+    ("private_data", ctypes.c_void_p),
+]
+_capsule_pointer = ctypes.pythonapi.PyCapsule_GetPointer
+_capsule_pointer.restype = ctypes.c_void_p
+_capsule_pointer.argtypes = [ctypes.py_object, ctypes.c_char_p]
+_single_block_ready = False
+
+
+def _use_single_block_images() -> None:
+    """Ask Pillow to store each new image in one contiguous block (its default splits large
+    images into 16 MB pieces). Only the allocation strategy changes; it lets large decoded
+    photos be hashed in place through Pillow's Arrow export instead of being copied."""
+    global _single_block_ready
+    if _single_block_ready:
+        return
+    setter = getattr(Image.core, "set_use_block_allocator", None)
+    if setter is not None:
+        try:
+            setter(1)
+        except Exception:  # pragma: no cover - older Pillow
+            pass
+    _single_block_ready = True
+
+
+def _rgbx_view(img: Image.Image) -> Optional[np.ndarray]:
+    """A zero-copy ``(H, W, 4)`` view of an RGB image's pixels (Pillow keeps RGB as 4 bytes
+    per pixel; the 4th is padding), or None when Pillow cannot export it. The view keeps
+    the export (and so the image memory) alive."""
+    if img.mode != "RGB" or not hasattr(img, "__arrow_c_array__"):
+        return None
+    width, height = img.size
+    try:
+        if not img.im.isblock():
+            return None
+        schema, array = img.__arrow_c_array__()
+        top = _ArrowArray.from_address(_capsule_pointer(array, b"arrow_array"))
+        if top.length != width * height or top.offset != 0 or top.n_children != 1:
+            return None
+        child = top.children[0].contents
+        if child.offset != 0 or child.length < 4 * width * height or child.n_buffers < 2 or not child.buffers[1]:
+            return None
+        buf = (ctypes.c_uint8 * (4 * width * height)).from_address(child.buffers[1])
+        buf._keep_alive = (schema, array, img)  # type: ignore[attr-defined]
+        return np.frombuffer(buf, dtype=np.uint8).reshape(height, width, 4)
+    except Exception:
+        return None
+
+
+def _pixels_from_pil(img: Image.Image, name: str, allow_rgbx: bool = False) -> np.ndarray:
     mode = img.mode
+    if allow_rgbx and mode == "RGB":
+        view = _rgbx_view(img)
+        if view is not None:
+            return view
     try:
         if mode.startswith("I;16"):
             # Always 16-bit: scale by the type's range, independent of the content.
@@ -402,8 +469,12 @@ def load_pixels(
     exif_transpose: bool = True,
     max_pixels: Optional[int] = None,
     draft_min_side: Optional[int] = None,
+    allow_rgbx: bool = False,
 ) -> np.ndarray:
     """Decode ``source`` to a ``uint8`` array: ``(H, W, 3)`` RGB or ``(H, W)`` grey.
+
+    With ``allow_rgbx=True`` an RGB image may come back as a zero-copy ``(H, W, 4)`` view
+    of Pillow's own pixel memory (the 4th byte is padding to ignore): same pixels, no copy.
 
     ``source`` is a path (``str`` or ``os.PathLike``; a ``bytes`` file name must go through
     ``os.fsdecode`` first), encoded image bytes, a PIL image or a numpy array (returned as a
@@ -421,16 +492,20 @@ def load_pixels(
     if isinstance(source, Image.Image):
         limit = _check_limit(max_pixels)
         _check_size(source, name, limit)
-        return _decode(source, name, exif_transpose=exif_transpose, draft_min_side=None)
+        return _decode(source, name, exif_transpose=exif_transpose, draft_min_side=None, allow_rgbx=allow_rgbx)
     if isinstance(source, (str, os.PathLike, bytes, bytearray, memoryview)):
+        if allow_rgbx:
+            _use_single_block_images()
         with opened_image(source, max_pixels=max_pixels) as img:
-            return _decode(img, name, exif_transpose=exif_transpose, draft_min_side=draft_min_side)
+            return _decode(img, name, exif_transpose=exif_transpose, draft_min_side=draft_min_side,
+                           allow_rgbx=allow_rgbx)
     raise TypeError(
         f"cannot hash {name}: pass a file path, encoded image bytes, a PIL image or a numpy uint8 array"
     )
 
 
-def _decode(img: Image.Image, name: str, *, exif_transpose: bool, draft_min_side: Optional[int]) -> np.ndarray:
+def _decode(img: Image.Image, name: str, *, exif_transpose: bool, draft_min_side: Optional[int],
+            allow_rgbx: bool = False) -> np.ndarray:
     """Decode the current frame of a size-checked image to hashing pixels."""
     width, height = img.size
     try:
@@ -444,7 +519,7 @@ def _decode(img: Image.Image, name: str, *, exif_transpose: bool, draft_min_side
             img.load()
             if exif_transpose:
                 img = _exif_upright(img)
-            return _pixels_from_pil(img, name)
+            return _pixels_from_pil(img, name, allow_rgbx)
     except ImageError:
         raise
     except Image.DecompressionBombError:

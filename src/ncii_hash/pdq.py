@@ -110,6 +110,7 @@ def pdq_hash(
         exif_transpose=exif_transpose,
         max_pixels=max_pixels,
         draft_min_side=FAST_DECODE_MIN_SIDE if decode == "fast" else None,
+        allow_rgbx=True,
     )
     try:
         return hash_pixels(pixels, dihedral=dihedral, resize=resize)
