@@ -202,3 +202,39 @@ def test_walkthrough_example_runs():
                           timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "gone once withdrawn" in done.stdout
+
+
+def test_video_hash_bank_match_withdraw(tmp_path):
+    pytest.importorskip("cv2", reason="video hashing needs the 'video' extra (opencv-python-headless)")
+    video = ROOT / "tests" / "data" / "vpdq" / "test-padded-dimensions.mp4"
+    d = tmp_path / "mine"
+    d.mkdir()
+    shutil.copy(video, d / "private_clip.mp4")
+    shutil.copy(EXAMPLES / "survivor" / "IMG_0001.jpg", d / "a.jpg")
+    sub = tmp_path / "s.json"
+    done = cli("hash", d, "-o", sub, "--seconds-per-hash", "0.5", check=0)
+    assert "video md5" in done.stdout
+    obj = json.loads(sub.read_text())
+    assert obj["counts"]["video"] == 1 and obj["counts"]["image"] == 1
+    assert "private_clip" not in sub.read_text()
+    assert "1 video" in cli("show", sub, check=0).stdout
+    bank = tmp_path / "bank.db"
+    cli("bank", "init", bank, check=0)
+    case_id = cli("bank", "add", bank, sub, check=0).stdout.strip()
+    recs = json.loads(cli("match", bank, d, "--json", "--seconds-per-hash", "0.5", check=0).stdout)
+    vids = [r for r in recs if r["kind"] == "video"]
+    assert len(vids) == 1 and vids[0]["matches"][0]["case_id"] == case_id and vids[0]["matches"][0]["md5_equal"]
+    cli("bank", "withdraw", bank, case_id, check=0)
+    recs = json.loads(cli("match", bank, d, "--json", check=0).stdout)
+    assert all(r["status"] == "no match" for r in recs)
+
+
+def test_corrupt_video_reported_and_batch_goes_on(tmp_path):
+    d = tmp_path / "v"
+    d.mkdir()
+    (d / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 100)
+    shutil.copy(EXAMPLES / "survivor" / "IMG_0002.jpg", d / "ok.jpg")
+    done = cli("hash", d, "--format", "json", check=1)
+    rows = {Path(r["file"]).name: r for r in json.loads(done.stdout)}
+    assert rows["broken.mp4"]["status"] == "error" and rows["broken.mp4"]["reason"]
+    assert rows["ok.jpg"]["status"] == "ok"

@@ -45,10 +45,10 @@ from .formats import Submission, parse_submission, read_submission
 from .hashes import PDQ_HASH_BYTES, PDQ_MATCH_THRESHOLD, PDQ_MIN_QUALITY, as_hash_array, from_hex
 from .index import HashIndex
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MEDIA_KINDS = ("image", "video_frame")
 CASE_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
-EXPORT_HEADER = ["pdq", "quality", "case_id", "kind"]
+EXPORT_HEADER = ["pdq", "quality", "case_id", "kind", "item"]
 
 PathLike = Union[str, os.PathLike]
 
@@ -114,10 +114,17 @@ CREATE TABLE IF NOT EXISTS hashes (
     quality INTEGER NOT NULL CHECK (quality BETWEEN 0 AND 100),
     kind TEXT NOT NULL CHECK (kind IN ('image', 'video_frame')),
     added_at REAL NOT NULL,
-    seq INTEGER NOT NULL
+    seq INTEGER NOT NULL,
+    item INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS hashes_by_case ON hashes(case_id);
 CREATE INDEX IF NOT EXISTS hashes_by_seq ON hashes(seq);
+CREATE TABLE IF NOT EXISTS videos (
+    case_id TEXT NOT NULL REFERENCES cases(case_id),
+    item INTEGER NOT NULL,
+    md5 TEXT NOT NULL,
+    PRIMARY KEY (case_id, item)
+);
 CREATE TABLE IF NOT EXISTS changes (
     seq INTEGER PRIMARY KEY,
     case_id TEXT NOT NULL,
@@ -126,6 +133,27 @@ CREATE TABLE IF NOT EXISTS changes (
     at REAL NOT NULL
 );
 """
+
+
+# _MIGRATIONS[v]: statements taking schema v to v + 1, applied in one transaction.
+_MIGRATIONS = {
+    1: [  # v2: videos -- frames of one video share an item number within their case
+        "ALTER TABLE hashes ADD COLUMN item INTEGER NOT NULL DEFAULT 0",
+        "CREATE TABLE IF NOT EXISTS videos (case_id TEXT NOT NULL REFERENCES cases(case_id), "
+        "item INTEGER NOT NULL, md5 TEXT NOT NULL, PRIMARY KEY (case_id, item))",
+    ],
+}
+
+
+@dataclass(frozen=True)
+class VideoBankMatch:
+    """A banked video that matches a query video under the vPDQ rule."""
+
+    case_id: str
+    item: int  #: which video of the case
+    query_pct: float  #: share of the query's unique good frames found in the banked video
+    compared_pct: float  #: share of the banked video's unique good frames found in the query
+    md5_equal: bool  #: the very same file (MD5 of the bytes)
 
 
 def _new_case_id() -> str:
@@ -205,7 +233,17 @@ class HashBank:
             raise BankError(
                 f"{self.path}: bank schema version {version} is newer than this ncii-hash ({SCHEMA_VERSION}); upgrade ncii-hash"
             )
-        # Future migrations: for v in range(version, SCHEMA_VERSION): apply step v -> v+1 in one transaction.
+        for step in range(version, SCHEMA_VERSION):
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                if int(self._meta("schema_version") or 0) == step:  # another process may have done it
+                    for statement in _MIGRATIONS[step]:
+                        self._db.execute(statement)
+                    self._db.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(step + 1),))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
 
     def _meta(self, key: str) -> Optional[str]:
         row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
@@ -343,15 +381,18 @@ class HashBank:
                 )
         return h, q, k
 
-    def _insert_case(self, case_id: str, h: np.ndarray, q: np.ndarray, k: Sequence[str], now: float, seq: int) -> list:
+    def _insert_case(self, case_id: str, h: np.ndarray, q: np.ndarray, k: Sequence[str], now: float, seq: int,
+                     items: Optional[Sequence[int]] = None, videos: Sequence = ()) -> list:
         self._db.execute("INSERT INTO cases (case_id, created_at, status) VALUES (?, ?, 'active')", (case_id, now))
         ids = []
         for i in range(h.shape[0]):
             cur = self._db.execute(
-                "INSERT INTO hashes (case_id, hash, quality, kind, added_at, seq) VALUES (?, ?, ?, ?, ?, ?)",
-                (case_id, h[i].tobytes(), int(q[i]), k[i], now, seq),
+                "INSERT INTO hashes (case_id, hash, quality, kind, added_at, seq, item) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (case_id, h[i].tobytes(), int(q[i]), k[i], now, seq, 0 if items is None else int(items[i])),
             )
             ids.append(cur.lastrowid)
+        for item, md5 in videos:
+            self._db.execute("INSERT INTO videos (case_id, item, md5) VALUES (?, ?, ?)", (case_id, item, md5))
         self._db.execute(
             "INSERT INTO changes (seq, case_id, op, hash_ids, at) VALUES (?, ?, 'add', ?, ?)",
             (seq, case_id, np.asarray(ids, dtype="<i8").tobytes(), now),
@@ -368,18 +409,40 @@ class HashBank:
 
     def add_case(
         self,
-        hashes: Any,
+        hashes: Any = None,
         qualities: Any = None,
         *,
         kind: Union[str, Sequence[str]] = "image",
+        videos: Iterable[Any] = (),
         allow_low_quality: Optional[bool] = None,
         case_id: Optional[str] = None,
     ) -> str:
-        """Bank a new case; returns its (random, unguessable) case id."""
+        """Bank a new case; returns its (random, unguessable) case id.
+
+        ``hashes``/``qualities``: image hashes. ``videos``: each a ``VideoHash``, a
+        submission's ``SubmittedVideo`` or a ``(frames, qualities, md5)`` tuple; its frames
+        are banked as one item (de-duplicated) and matched with :meth:`match_video`.
+        """
         allow = self.allow_low_quality if allow_low_quality is None else allow_low_quality
+        if hashes is None:
+            hashes = np.zeros((0, PDQ_HASH_BYTES), np.uint8)
         h, q, k = self._check_hashes(hashes, qualities, kind, allow)
+        items = [0] * h.shape[0]
+        video_rows = []
+        for n, video in enumerate(videos, start=1):
+            frames, fq, md5 = _video_parts(video)
+            if not allow and not (fq >= PDQ_MIN_QUALITY).any():
+                raise BankError(
+                    f"video {n} has no frame with quality >= {PDQ_MIN_QUALITY}, so it could never match; "
+                    "pass allow_low_quality=True to bank it anyway"
+                )
+            h = np.concatenate([h, frames])
+            q = np.concatenate([q, fq])
+            k = list(k) + ["video_frame"] * frames.shape[0]
+            items += [n] * frames.shape[0]
+            video_rows.append((n, md5))
         if h.shape[0] == 0:
-            raise BankError("a case needs at least one hash")
+            raise BankError("a case needs at least one hash or video")
         if case_id is not None and not CASE_ID_PATTERN.match(case_id):
             raise BankError(f"case id {case_id!r} must be 1-128 characters from A-Z a-z 0-9 _ . : -")
         with self._lock:
@@ -389,7 +452,7 @@ class HashBank:
             try:
                 if self._db.execute("SELECT 1 FROM cases WHERE case_id=?", (cid,)).fetchone():
                     raise BankError(f"case {cid} already exists")
-                ids = self._insert_case(cid, h, q, k, time.time(), base + 1)
+                ids = self._insert_case(cid, h, q, k, time.time(), base + 1, items, video_rows)
                 self._commit_seq(base + 1)
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -413,7 +476,7 @@ class HashBank:
             sub = parse_submission(dict(submission))
         else:
             sub = read_submission(submission)
-        return self.add_case(sub.hashes, sub.qualities, kind=list(sub.kinds), **kwargs)
+        return self.add_case(sub.hashes, sub.qualities, kind=list(sub.kinds), videos=sub.videos, **kwargs)
 
     def withdraw(self, case_id: str) -> int:
         """Withdraw a case: its hashes are deleted and never match again. Returns how many.
@@ -433,6 +496,7 @@ class HashBank:
                 ids = [r[0] for r in self._db.execute("SELECT hash_id FROM hashes WHERE case_id=?", (case_id,))]
                 now = time.time()
                 self._db.execute("DELETE FROM hashes WHERE case_id=?", (case_id,))
+                self._db.execute("DELETE FROM videos WHERE case_id=?", (case_id,))
                 self._db.execute(
                     "UPDATE cases SET status='withdrawn', withdrawn_at=? WHERE case_id=?", (now, case_id)
                 )
@@ -535,6 +599,62 @@ class HashBank:
             out.extend(rows)
         return out
 
+    def match_video(
+        self,
+        video: Any,
+        *,
+        distance: int = PDQ_MATCH_THRESHOLD,
+        quality: int = PDQ_MIN_QUALITY,
+        query_pct: float = 80.0,
+        compared_pct: float = 0.0,
+        threads: int = 0,
+    ) -> list:
+        """Banked videos matching ``video`` (a ``VideoHash`` or ``(frames, qualities, md5)``)
+        under the vPDQ rule (see :func:`ncii_hash.match_video`), best first.
+
+        The query's unique good frames are searched exactly in the index; every banked video
+        with at least one frame hit is then compared in full with the vPDQ rule.
+        """
+        from .video import match_video as _match_video
+
+        frames, fq, md5 = _video_parts(video)
+        good = frames[fq >= quality]
+        if good.shape[0] == 0:
+            return []
+        good = np.unique(good, axis=0)
+        with self._lock:
+            self._catch_up()
+            res = self._index.range_search(good, distance, threads=threads)
+            hit_ids = np.unique(res.ids)
+            candidates: set = set()
+            for chunk in range(0, hit_ids.size, 900):
+                part = [int(x) for x in hit_ids[chunk:chunk + 900]]
+                marks = ",".join("?" * len(part))
+                candidates.update(self._db.execute(
+                    f"SELECT DISTINCT case_id, item FROM hashes WHERE kind='video_frame' AND hash_id IN ({marks})",
+                    part,
+                ))
+            banked = {}
+            for cid, item in candidates:
+                rows = self._db.execute(
+                    "SELECT hash, quality FROM hashes WHERE case_id=? AND item=? ORDER BY hash_id", (cid, item)
+                ).fetchall()
+                md5_row = self._db.execute("SELECT md5 FROM videos WHERE case_id=? AND item=?", (cid, item)).fetchone()
+                banked[(cid, item)] = (rows, md5_row[0] if md5_row else "")
+        out = []
+        for (cid, item), (rows, bmd5) in banked.items():
+            if not rows:
+                continue
+            cf = np.frombuffer(b"".join(r[0] for r in rows), np.uint8).reshape(-1, PDQ_HASH_BYTES)
+            cq = np.asarray([r[1] for r in rows], np.int32)
+            m = _match_video(good, cf[cq >= quality], distance=distance, quality=0,
+                             query_pct=query_pct, compared_pct=compared_pct)
+            if m.is_match:
+                out.append(VideoBankMatch(case_id=cid, item=int(item), query_pct=m.query_pct,
+                                          compared_pct=m.compared_pct, md5_equal=bool(md5 and md5 == bmd5)))
+        out.sort(key=lambda v: (-v.query_pct, -v.compared_pct, v.case_id, v.item))
+        return out
+
     def changes(self, since: Optional[str] = None) -> ChangeSet:
         """What changed after token ``since`` (None = from the start): cases added (with
         their current hashes) and case ids withdrawn; ``next_token`` resumes after this call.
@@ -614,10 +734,10 @@ class HashBank:
                 w.writerow(EXPORT_HEADER)
                 self._db.execute("BEGIN")
                 try:
-                    for h, q, cid, kind in self._db.execute(
-                        "SELECT hash, quality, case_id, kind FROM hashes ORDER BY hash_id"
+                    for h, q, cid, kind, item in self._db.execute(
+                        "SELECT hash, quality, case_id, kind, item FROM hashes ORDER BY hash_id"
                     ):
-                        w.writerow([h.hex(), q, cid, kind])
+                        w.writerow([h.hex(), q, cid, kind, item])
                         n += 1
                 finally:
                     self._db.execute("COMMIT")
@@ -675,14 +795,25 @@ class HashBank:
             kind = row[3].strip() if len(row) > 3 and row[3].strip() else "image"
             if kind not in MEDIA_KINDS:
                 raise BankError(f"{where}: kind {kind!r} must be one of {MEDIA_KINDS}")
-            if len(row) > 4:
-                raise BankError(f"{where}: {len(row)} columns; expected at most 4 (pdq,quality,case_id,kind)")
+            item = 0
+            if len(row) > 4 and row[4].strip():
+                try:
+                    item = int(row[4])
+                except ValueError:
+                    raise BankError(f"{where}: item {row[4]!r} is not an integer") from None
+                if item < 0 or (item == 0) != (kind == "image"):
+                    raise BankError(f"{where}: item must be 0 for images and >= 1 for video frames")
+            elif kind == "video_frame":
+                item = 1
+            if len(row) > 5:
+                raise BankError(f"{where}: {len(row)} columns; expected at most 5 (pdq,quality,case_id,kind,item)")
             if cid not in groups:
-                groups[cid] = ([], [], [])
+                groups[cid] = ([], [], [], [])
                 order.append(cid)
             groups[cid][0].append(code)
             groups[cid][1].append(quality)
             groups[cid][2].append(kind)
+            groups[cid][3].append(item)
         if not order:
             raise BankError(f"{p}: no hashes found")
         with self._lock:
@@ -696,7 +827,10 @@ class HashBank:
                 all_ids, all_codes = [], []
                 for i, cid in enumerate(order):
                     codes = np.stack(groups[cid][0])
-                    ids = self._insert_case(cid, codes, np.asarray(groups[cid][1]), groups[cid][2], now, base + 1 + i)
+                    items = groups[cid][3]
+                    videos = [(n, "") for n in sorted(set(items)) if n > 0]
+                    ids = self._insert_case(cid, codes, np.asarray(groups[cid][1]), groups[cid][2], now, base + 1 + i,
+                                            items, videos)
                     all_ids.extend(ids)
                     all_codes.append(codes)
                 self._commit_seq(base + len(order))
@@ -729,6 +863,27 @@ class HashBank:
 
     def __len__(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM hashes").fetchone()[0])
+
+
+def _video_parts(video: Any) -> tuple:
+    """(frames (F,32) uint8, qualities (F,) int32, md5 str) of a VideoHash, a submission's
+    SubmittedVideo or a (frames, qualities[, md5]) tuple."""
+    if hasattr(video, "frames") and hasattr(video, "qualities"):
+        frames, qualities, md5 = video.frames, video.qualities, getattr(video, "md5", "") or ""
+    elif isinstance(video, (tuple, list)) and len(video) in (2, 3):
+        frames, qualities = video[0], video[1]
+        md5 = video[2] if len(video) == 3 else ""
+    else:
+        raise TypeError("a video must be a VideoHash, a SubmittedVideo or a (frames, qualities, md5) tuple")
+    h = as_hash_array(frames, name="video frames")
+    q = np.asarray(qualities, dtype=np.int32)
+    if q.shape != (h.shape[0],):
+        raise BankError(f"a video needs one quality per frame: {h.shape[0]} frames, {q.shape} qualities")
+    if h.shape[0] == 0:
+        raise BankError("a video needs at least one frame hash")
+    _, first = np.unique(h, axis=0, return_index=True)  # identical frames count once
+    first = np.sort(first)
+    return h[first], q[first], str(md5)
 
 
 def _unlink(p: Path) -> None:

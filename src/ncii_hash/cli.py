@@ -26,8 +26,35 @@ import numpy as np
 from . import __version__
 from .formats import SubmissionError, make_submission, read_submission, write_submission
 from .hashes import PDQ_MATCH_THRESHOLD, PDQ_MIN_QUALITY, from_hex
+from .formats import video_item
 from .imageio import IMAGE_SUFFIXES
 from .pdq import DIHEDRAL_NAMES, pdq_hash_many
+
+VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".m4v", ".3gp", ".mkv", ".webm", ".avi", ".wmv", ".flv", ".mpg", ".mpeg", ".ts"})
+
+
+def is_video(path: Path) -> bool:
+    return path.suffix.lower() in VIDEO_SUFFIXES
+
+
+def hash_videos(paths: list, args: argparse.Namespace) -> list:
+    """[(path, VideoHash or None, reason or None)] -- one bad video never stops the rest."""
+    out = []
+    for p in paths:
+        try:
+            from .video import hash_video
+
+            vh = hash_video(p, seconds_per_hash=args.seconds_per_hash, threads=args.threads)
+            out.append((p, vh, None))
+        except ImportError as exc:
+            out.append((p, None, str(exc)))
+        except ValueError as exc:  # VideoError and bad options
+            out.append((p, None, getattr(exc, "reason", None) or str(exc)))
+        if not args.quiet and len(paths) > 1 and sys.stderr.isatty():
+            sys.stderr.write(f"\rvideos: {len(out)}/{len(paths)}")
+            if len(out) == len(paths):
+                sys.stderr.write("\n")
+    return out
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -66,7 +93,7 @@ def _walk(folder: Path, recursive: bool, seen: set) -> Iterator[Path]:
             if e.is_dir():
                 if recursive:
                     yield from _walk(path, recursive, seen)
-            elif e.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
+            elif e.is_file() and (path.suffix.lower() in IMAGE_SUFFIXES or is_video(path)):
                 yield path
         except OSError:
             continue
@@ -91,62 +118,88 @@ class Progress:
 
 
 def cmd_hash(args: argparse.Namespace) -> int:
-    files = list(iter_inputs(args.paths, args.recursive))
-    if not files:
-        raise UsageError("no image files found in the given paths")
+    inputs = list(iter_inputs(args.paths, args.recursive))
+    if not inputs:
+        raise UsageError("no image or video files found in the given paths")
+    files = [f for f in inputs if not is_video(f)]
+    video_files = [f for f in inputs if is_video(f)]
     batch = pdq_hash_many([str(f) for f in files], dihedral=args.dihedral, threads=args.threads,
                           progress=Progress(len(files), not args.quiet))
+    videos = hash_videos([str(f) for f in video_files], args)
     out = sys.stdout
     rows = []
     for i, f in enumerate(files):
         if i in batch.errors:
-            rows.append({"file": str(f), "status": "error", "reason": batch.errors[i].reason})
+            rows.append({"file": str(f), "kind": "image", "status": "error", "reason": batch.errors[i].reason})
             continue
         q = int(batch.qualities[i])
-        row = {"file": str(f), "pdq": batch.hashes[i].tobytes().hex(), "quality": q,
+        row = {"file": str(f), "kind": "image", "pdq": batch.hashes[i].tobytes().hex(), "quality": q,
                "status": "ok" if q >= PDQ_MIN_QUALITY else "low quality"}
         if args.dihedral:
             row["dihedral"] = {n: batch.dihedral[i, j].tobytes().hex() for j, n in enumerate(DIHEDRAL_NAMES)}
         rows.append(row)
+    for path, vh, reason in videos:
+        if vh is None:
+            rows.append({"file": path, "kind": "video", "status": "error", "reason": reason})
+            continue
+        good = int((vh.qualities >= PDQ_MIN_QUALITY).sum())
+        rows.append({"file": path, "kind": "video", "md5": vh.md5, "frames": len(vh), "good_frames": good,
+                     "status": "ok" if good else "low quality"})
     if args.format == "json":
         json.dump(rows, out, indent=2)
         out.write("\n")
     elif args.format == "csv":
         w = csv.writer(out)
-        w.writerow(["file", "pdq", "quality", "status", "reason"])
+        w.writerow(["file", "kind", "pdq", "quality", "md5", "frames", "status", "reason"])
         for r in rows:
-            w.writerow([r["file"], r.get("pdq", ""), r.get("quality", ""), r["status"], r.get("reason", "")])
+            w.writerow([r["file"], r["kind"], r.get("pdq", ""), r.get("quality", ""), r.get("md5", ""),
+                        r.get("frames", ""), r["status"], r.get("reason", "")])
     else:
         for r in rows:
             if r["status"] == "error":
                 out.write(f"{'-' * 64}  ---  ERROR  {r['file']}: {r['reason']}\n")
+            elif r["kind"] == "video":
+                flag = "OK" if r["status"] == "ok" else "LOW QUALITY"
+                label = f"video md5 {r['md5']} {r['frames']} frames"
+                out.write(f"{label:<64}  ---  {flag:<5}  {r['file']}\n")
             else:
                 flag = "OK" if r["status"] == "ok" else "LOW QUALITY"
                 out.write(f"{r['pdq']}  {r['quality']:3d}  {flag:<5}  {r['file']}\n")
+    failed = len(batch.errors) + sum(1 for _, vh, _ in videos if vh is None)
     if args.output:
         ok = batch.ok
-        sub = make_submission(batch.hashes[ok], batch.qualities[ok])
+        items = [video_item(vh.frames, vh.qualities, vh.md5) for _, vh, _ in videos if vh is not None]
+        sub = make_submission(batch.hashes[ok], batch.qualities[ok], videos=items)
+        if len(sub) == 0:
+            raise UsageError("nothing could be hashed; no submission written")
         write_submission(args.output, sub)
-        print(f"ncii-hash: wrote {len(sub)} hashes to {args.output} (no file names or metadata)", file=sys.stderr)
-    if batch.errors:
-        print(f"ncii-hash: {len(batch.errors)} of {len(files)} files could not be hashed", file=sys.stderr)
+        print(f"ncii-hash: wrote {len(sub)} items to {args.output} (hashes only: no file names or metadata)",
+              file=sys.stderr)
+    if failed:
+        print(f"ncii-hash: {failed} of {len(inputs)} files could not be hashed", file=sys.stderr)
         return EXIT_SOME_FAILED
     return EXIT_OK
 
 
 def cmd_show(args: argparse.Namespace) -> int:
     sub = read_submission(args.submission)
-    n = len(sub)
+    n = int(sub.hashes.shape[0])
+    nv = len(sub.videos)
     low = int((sub.qualities < PDQ_MIN_QUALITY).sum())
-    print(f"{args.submission} is an ncii-hash submission with {n} PDQ hash{'es' if n != 1 else ''} of images.")
-    print("It contains, for each item: the media kind, the 256-bit PDQ hash and its quality (0-100).")
-    print("It does NOT contain: images, thumbnails, file names, folder paths, file sizes, dates,")
-    print("camera or GPS (EXIF) data, or the order the files were in (items are shuffled).")
+    print(f"{args.submission} is an ncii-hash submission with {n} PDQ hash{'es' if n != 1 else ''} of images"
+          f" and {nv} video{'s' if nv != 1 else ''}.")
+    print("It contains, for each image: the 256-bit PDQ hash and its quality (0-100);")
+    print("for each video: the MD5 of the file and the PDQ hashes of sampled frames (duplicates removed,")
+    print("shuffled: no frame numbers, times or duration).")
+    print("It does NOT contain: images, video frames, thumbnails, file names, folder paths, file sizes,")
+    print("dates, camera or GPS (EXIF) data, or the order the files were in (items are shuffled).")
     if low:
         print(f"{low} hash{'es are' if low != 1 else ' is'} low quality (< {PDQ_MIN_QUALITY}): flat or featureless images match less reliably.")
     print()
     for kind, h, q in zip(sub.kinds, sub.hashes, sub.qualities):
         print(f"  {kind:<6} {h.tobytes().hex()}  quality {int(q)}")
+    for v in sub.videos:
+        print(f"  video  md5 {v.md5 or '(none)'}  {v.frames.shape[0]} frame hashes")
     return EXIT_OK
 
 
@@ -189,8 +242,10 @@ def cmd_match(args: argparse.Namespace) -> int:
             hash_files.append(p)
         else:
             images.extend(iter_inputs([raw], True))
-    if not images and not hash_files:
-        raise UsageError("no image files or hash lists found in the given paths")
+    video_files = [f for f in images if is_video(f)]
+    images = [f for f in images if not is_video(f)]
+    if not images and not hash_files and not video_files:
+        raise UsageError("no image files, videos or hash lists found in the given paths")
     records = []
     failed = 0
     if images:
@@ -207,6 +262,17 @@ def cmd_match(args: argparse.Namespace) -> int:
         for i, err in sorted(batch.errors.items()):
             failed += 1
             records.append({"path": str(images[i]), "status": "error", "reason": err.reason, "matches": []})
+    for path, vh, reason in hash_videos([str(f) for f in video_files], args):
+        if vh is None:
+            failed += 1
+            records.append({"path": path, "kind": "video", "status": "error", "reason": reason, "matches": []})
+            continue
+        vms = bank.match_video(vh)
+        records.append({
+            "path": path, "kind": "video", "status": "match" if vms else "no match", "md5": vh.md5,
+            "matches": [{"case_id": m.case_id, "item": m.item, "query_pct": round(m.query_pct, 2),
+                         "compared_pct": round(m.compared_pct, 2), "md5_equal": m.md5_equal} for m in vms],
+        })
     for hf in hash_files:
         codes = _read_hash_file(hf)
         found = bank.match(codes, args.radius, dihedral=False) if len(codes) else []
@@ -222,6 +288,10 @@ def cmd_match(args: argparse.Namespace) -> int:
         for r in records:
             if r["status"] == "error":
                 print(f"ERROR     {r['path']}: {r['reason']}")
+            elif r["matches"] and r.get("kind") == "video":
+                best = r["matches"][0]
+                print(f"MATCH     {r['path']}: case {best['case_id']} video {best['item']},"
+                      f" {best['query_pct']:.0f}% of its frames found")
             elif r["matches"]:
                 best = r["matches"][0]
                 more = f" (+{len(r['matches']) - 1} more)" if len(r["matches"]) > 1 else ""
@@ -238,6 +308,7 @@ def cmd_match(args: argparse.Namespace) -> int:
 def _record(path: str, matches: list, **extra) -> dict:
     return {
         "path": path,
+        "kind": "image",
         "status": "match" if matches else "no match",
         **extra,
         "matches": [
@@ -311,6 +382,8 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--dihedral", action="store_true", help="also print the 8 rotated/flipped hashes")
     h.add_argument("--threads", type=int, default=0, help="threads (0 = all cores)")
     h.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    h.add_argument("--seconds-per-hash", type=float, default=1.0,
+                   help="videos: hash one frame per this many seconds (0 = every frame; default 1)")
     h.set_defaults(func=cmd_hash)
 
     s = sub.add_parser("show", help="explain exactly what a submission file contains",
@@ -328,6 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--json", action="store_true", help="one JSON record per input (path, status, matches)")
     m.add_argument("--threads", type=int, default=0)
     m.add_argument("-q", "--quiet", action="store_true")
+    m.add_argument("--seconds-per-hash", type=float, default=1.0, help="videos: frame sampling (0 = every frame)")
     m.set_defaults(func=cmd_match)
 
     b = sub.add_parser("bank", help="manage a hash bank (platform side)")

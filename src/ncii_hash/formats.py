@@ -8,14 +8,21 @@ Schema (JSON, UTF-8), version 1::
       "algorithm": "pdq",
       "items": [
         {"kind": "image", "pdq": "<64 hex>", "quality": 0..100},
+        {"kind": "video", "md5": "<32 hex>",
+         "frames": [{"pdq": "<64 hex>", "quality": 0..100}, ...]},
         ...
       ],
-      "counts": {"items": N, "image": N_images, "low_quality": N_low}
+      "counts": {"items": N, "image": N_images, "video": N_videos,
+                 "video_frames": N_frames, "low_quality": N_low_quality_images}
     }
 
 A submission holds hashes, their qualities, the media kind and counts -- never file names,
 paths, sizes, EXIF, file times or thumbnails -- and its items are shuffled so that their
-order says nothing about folder order. Readers reject unknown versions and fields.
+order says nothing about folder order. A video item carries the MD5 of the file (what
+StopNCII exchanges for videos: it identifies that exact file, nothing about its content)
+and the PDQ hashes of its sampled frames, de-duplicated and shuffled, without frame
+numbers or timestamps, so neither its length nor its frame order leaves the device.
+Readers reject unknown versions and fields.
 """
 
 from __future__ import annotations
@@ -34,8 +41,11 @@ from .hashes import PDQ_MIN_QUALITY, as_hash_array, from_hex
 
 SUBMISSION_FORMAT = "ncii-hash-submission"
 SUBMISSION_VERSION = 1
-MEDIA_KINDS = ("image",)
+MEDIA_KINDS = ("image", "video")
 _ITEM_KEYS = {"kind", "pdq", "quality"}
+_VIDEO_KEYS = {"kind", "md5", "frames"}
+_FRAME_KEYS = {"pdq", "quality"}
+_MD5_DIGITS = frozenset("0123456789abcdef")
 _TOP_KEYS = {"format", "version", "algorithm", "items", "counts"}
 
 
@@ -44,27 +54,41 @@ class SubmissionError(ValueError):
 
 
 @dataclass(frozen=True)
+class SubmittedVideo:
+    frames: np.ndarray  #: uint8 (F, 32), unique frame hashes
+    qualities: np.ndarray  #: int32 (F,)
+    md5: str  #: 32 lowercase hex chars, or "" when not known
+
+
+@dataclass(frozen=True)
 class Submission:
-    hashes: np.ndarray  #: uint8 (N, 32)
+    hashes: np.ndarray  #: uint8 (N, 32) image hashes
     qualities: np.ndarray  #: int32 (N,)
-    kinds: tuple  #: media kind per item
+    kinds: tuple  #: "image" per image hash
+    videos: tuple = ()  #: SubmittedVideo items
 
     def __len__(self) -> int:
-        return int(self.hashes.shape[0])
+        return int(self.hashes.shape[0]) + len(self.videos)
 
     def to_dict(self, *, shuffle: bool = True) -> dict:
-        order = list(range(len(self)))
-        if shuffle:
-            rng = secrets.SystemRandom()
-            rng.shuffle(order)
-        items = [
+        rng = secrets.SystemRandom()
+        items: list = [
             {"kind": self.kinds[i], "pdq": self.hashes[i].tobytes().hex(), "quality": int(self.qualities[i])}
-            for i in order
+            for i in range(self.hashes.shape[0])
         ]
-        counts: dict = {"items": len(items)}
-        for kind in MEDIA_KINDS:
-            counts[kind] = sum(1 for k in self.kinds if k == kind)
-        counts["low_quality"] = int((self.qualities < PDQ_MIN_QUALITY).sum())
+        for v in self.videos:
+            frames = [{"pdq": h.tobytes().hex(), "quality": int(q)} for h, q in zip(v.frames, v.qualities)]
+            if shuffle:
+                rng.shuffle(frames)
+            item: dict = {"kind": "video", "frames": frames}
+            if v.md5:
+                item["md5"] = v.md5
+            items.append(item)
+        if shuffle:
+            rng.shuffle(items)
+        counts: dict = {"items": len(items), "image": int(self.hashes.shape[0]), "video": len(self.videos),
+                        "video_frames": int(sum(v.frames.shape[0] for v in self.videos)),
+                        "low_quality": int((self.qualities < PDQ_MIN_QUALITY).sum())}
         return {
             "format": SUBMISSION_FORMAT,
             "version": SUBMISSION_VERSION,
@@ -74,7 +98,24 @@ class Submission:
         }
 
 
-def make_submission(hashes: Any, qualities: Iterable[int], kinds: Iterable[str] | None = None) -> Submission:
+def video_item(frames: Any, qualities: Iterable[int], md5: str = "") -> SubmittedVideo:
+    """A video for a submission: frame hashes are de-duplicated (first quality kept)."""
+    h = as_hash_array(frames, name="frames")
+    q = np.asarray(list(qualities), dtype=np.int32)
+    if q.shape != (h.shape[0],):
+        raise ValueError(f"need one quality per frame: {h.shape[0]} frames, {q.shape[0]} qualities")
+    if q.size and (q.min() < 0 or q.max() > 100):
+        raise ValueError("qualities must be in 0..100")
+    md5 = md5.lower()
+    if md5 and (len(md5) != 32 or not _MD5_DIGITS.issuperset(md5)):
+        raise ValueError("md5 must be 32 hex characters")
+    _, first = np.unique(h, axis=0, return_index=True)
+    first = np.sort(first)
+    return SubmittedVideo(frames=h[first].copy(), qualities=q[first].copy(), md5=md5)
+
+
+def make_submission(hashes: Any, qualities: Iterable[int], kinds: Iterable[str] | None = None,
+                    videos: Iterable[SubmittedVideo] = ()) -> Submission:
     h = as_hash_array(hashes)
     q = np.asarray(list(qualities), dtype=np.int32)
     if q.shape != (h.shape[0],):
@@ -82,9 +123,9 @@ def make_submission(hashes: Any, qualities: Iterable[int], kinds: Iterable[str] 
     if q.size and (q.min() < 0 or q.max() > 100):
         raise ValueError("qualities must be in 0..100")
     k = tuple(kinds) if kinds is not None else ("image",) * h.shape[0]
-    if len(k) != h.shape[0] or any(x not in MEDIA_KINDS for x in k):
-        raise ValueError(f"kinds must be one of {MEDIA_KINDS} per hash")
-    return Submission(hashes=h, qualities=q, kinds=k)
+    if len(k) != h.shape[0] or any(x != "image" for x in k):
+        raise ValueError("kinds must be 'image' for every hash (videos go in videos=)")
+    return Submission(hashes=h, qualities=q, kinds=k, videos=tuple(videos))
 
 
 def parse_submission(obj: Any) -> Submission:
@@ -104,13 +145,17 @@ def parse_submission(obj: Any) -> Submission:
     if not isinstance(items, list):
         raise SubmissionError("'items' must be a list")
     hexes, quals, kinds = [], [], []
+    videos = []
     for i, item in enumerate(items):
         if not isinstance(item, dict):
             raise SubmissionError(f"item {i} must be an object")
+        if item.get("kind") == "video":
+            videos.append(_parse_video(item, i))
+            continue
         extra = set(item) - _ITEM_KEYS
         if extra:
             raise SubmissionError(f"item {i} has unexpected fields {sorted(extra)}")
-        if item.get("kind") not in MEDIA_KINDS:
+        if item.get("kind") != "image":
             raise SubmissionError(f"item {i}: kind must be one of {MEDIA_KINDS}")
         q = item.get("quality")
         if not isinstance(q, int) or isinstance(q, bool) or not 0 <= q <= 100:
@@ -127,7 +172,35 @@ def parse_submission(obj: Any) -> Submission:
     counts = obj.get("counts")
     if not isinstance(counts, dict) or counts.get("items") != len(items):
         raise SubmissionError("'counts.items' does not match the number of items")
-    return Submission(hashes=hashes, qualities=np.asarray(quals, np.int32), kinds=tuple(kinds))
+    return Submission(hashes=hashes, qualities=np.asarray(quals, np.int32), kinds=tuple(kinds), videos=tuple(videos))
+
+
+def _parse_video(item: dict, i: int) -> SubmittedVideo:
+    extra = set(item) - _VIDEO_KEYS
+    if extra:
+        raise SubmissionError(f"item {i} (video) has unexpected fields {sorted(extra)}")
+    md5 = item.get("md5", "")
+    if not isinstance(md5, str) or (md5 and (len(md5) != 32 or not _MD5_DIGITS.issuperset(md5))):
+        raise SubmissionError(f"item {i}: md5 must be 32 lowercase hex characters")
+    frames = item.get("frames")
+    if not isinstance(frames, list) or not frames:
+        raise SubmissionError(f"item {i}: a video needs a non-empty 'frames' list")
+    hexes, quals = [], []
+    for j, fr in enumerate(frames):
+        if not isinstance(fr, dict) or set(fr) - _FRAME_KEYS:
+            raise SubmissionError(f"item {i}, frame {j}: must be an object with 'pdq' and 'quality'")
+        q = fr.get("quality")
+        if not isinstance(q, int) or isinstance(q, bool) or not 0 <= q <= 100:
+            raise SubmissionError(f"item {i}, frame {j}: quality must be an integer 0..100")
+        if not isinstance(fr.get("pdq"), str):
+            raise SubmissionError(f"item {i}, frame {j}: 'pdq' must be a 64-character hex string")
+        hexes.append(fr["pdq"])
+        quals.append(q)
+    try:
+        h = from_hex(hexes)
+    except ValueError as exc:
+        raise SubmissionError(f"item {i}: bad frame hash: {exc}") from None
+    return SubmittedVideo(frames=h, qualities=np.asarray(quals, np.int32), md5=md5)
 
 
 def read_submission(path: str | os.PathLike) -> Submission:
