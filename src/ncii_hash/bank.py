@@ -41,6 +41,7 @@ from typing import Any, Iterable, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
+from .atomicfile import atomic_private_file
 from .formats import Submission, parse_submission, read_submission
 from .hashes import PDQ_HASH_BYTES, PDQ_MATCH_THRESHOLD, PDQ_MIN_QUALITY, as_hash_array, from_hex
 from .index import HashIndex
@@ -575,15 +576,7 @@ class HashBank:
                 return []
             variants = res.variants if getattr(res, "variants", None) is not None else np.zeros(res.ids.size, np.int8)
             # The table is the truth: map ids to cases, dropping anything no longer banked.
-            uniq = np.unique(res.ids)
-            owner: dict = {}
-            for chunk in range(0, uniq.size, 900):
-                part = [int(x) for x in uniq[chunk:chunk + 900]]
-                marks = ",".join("?" * len(part))
-                for hid, cid in self._db.execute(
-                    f"SELECT hash_id, case_id FROM hashes WHERE hash_id IN ({marks})", part
-                ):
-                    owner[hid] = cid
+            owner = dict(self._rows_for_ids("SELECT hash_id, case_id FROM hashes WHERE hash_id IN ({})", res.ids))
         out = []
         lims = res.lims
         for qi in range(lims.size - 1):
@@ -598,6 +591,16 @@ class HashBank:
             rows.sort(key=lambda m: (m.distance, m.hash_id))
             out.extend(rows)
         return out
+
+    def _rows_for_ids(self, sql: str, ids: np.ndarray) -> list:
+        """Run ``sql`` (with one ``{}`` for the placeholders) over unique ``ids`` in chunks
+        below SQLite's parameter limit."""
+        uniq = np.unique(ids)
+        rows: list = []
+        for start in range(0, uniq.size, 900):
+            part = [int(x) for x in uniq[start:start + 900]]
+            rows.extend(self._db.execute(sql.format(",".join("?" * len(part))), part))
+        return rows
 
     def match_video(
         self,
@@ -625,15 +628,8 @@ class HashBank:
         with self._lock:
             self._catch_up()
             res = self._index.range_search(good, distance, threads=threads)
-            hit_ids = np.unique(res.ids)
-            candidates: set = set()
-            for chunk in range(0, hit_ids.size, 900):
-                part = [int(x) for x in hit_ids[chunk:chunk + 900]]
-                marks = ",".join("?" * len(part))
-                candidates.update(self._db.execute(
-                    f"SELECT DISTINCT case_id, item FROM hashes WHERE kind='video_frame' AND hash_id IN ({marks})",
-                    part,
-                ))
+            candidates = set(self._rows_for_ids(
+                "SELECT DISTINCT case_id, item FROM hashes WHERE kind='video_frame' AND hash_id IN ({})", res.ids))
             banked = {}
             for cid, item in candidates:
                 rows = self._db.execute(
@@ -724,29 +720,19 @@ class HashBank:
         """Write all active hashes as CSV (``pdq,quality,case_id,kind``), owner-only. Returns rows."""
         if format != "te-csv":
             raise BankError(f"unknown export format {format!r} (supported: 'te-csv')")
-        p = Path(os.fspath(path))
-        tmp = p.with_name(f".{p.name}.tmp-{secrets.token_hex(4)}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         n = 0
-        try:
-            with os.fdopen(fd, "w", newline="", encoding="ascii") as f:
-                w = csv.writer(f)
-                w.writerow(EXPORT_HEADER)
-                self._db.execute("BEGIN")
-                try:
-                    for h, q, cid, kind, item in self._db.execute(
-                        "SELECT hash, quality, case_id, kind, item FROM hashes ORDER BY hash_id"
-                    ):
-                        w.writerow([h.hex(), q, cid, kind, item])
-                        n += 1
-                finally:
-                    self._db.execute("COMMIT")
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, p)
-        except BaseException:
-            _unlink(tmp)
-            raise
+        with atomic_private_file(path, text=True) as f:
+            w = csv.writer(f)
+            w.writerow(EXPORT_HEADER)
+            self._db.execute("BEGIN")
+            try:
+                for h, q, cid, kind, item in self._db.execute(
+                    "SELECT hash, quality, case_id, kind, item FROM hashes ORDER BY hash_id"
+                ):
+                    w.writerow([h.hex(), q, cid, kind, item])
+                    n += 1
+            finally:
+                self._db.execute("COMMIT")
         return n
 
     def import_(self, path: PathLike, *, allow_low_quality: Optional[bool] = None) -> list:

@@ -37,6 +37,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from .atomicfile import atomic_private_file
 from .hashes import PDQ_MIN_QUALITY, as_hash_array, from_hex
 
 SUBMISSION_FORMAT = "ncii-hash-submission"
@@ -223,19 +224,6 @@ def read_submission(path: str | os.PathLike) -> Submission:
 
 def write_submission(path: str | os.PathLike, submission: Submission) -> None:
     """Write atomically (temp file in the same folder, fsync, rename), owner-only."""
-    p = Path(path)
     data = json.dumps(submission.to_dict(), indent=2) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=".submission-", dir=p.parent if str(p.parent) else ".")
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, p)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with atomic_private_file(path, text=True) as f:
+        f.write(data)
