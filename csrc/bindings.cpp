@@ -216,6 +216,18 @@ PYBIND11_MODULE(_core, m) {
         py::arg("threads") = 0,
         "Exact k-NN -> (ids (Q, k) int64, distances (Q, k) int32), ascending by (distance, id); "
         "missing slots are id -1, distance 2**31-1.");
+    m.def(
+        "xor_fold",
+        [=](const py::array& data, int threads) {
+          if (!(data.flags() & py::array::c_style))
+            throw std::invalid_argument("data must be C-contiguous");
+          const auto* p = static_cast<const uint8_t*>(data.data());
+          const std::size_t bytes = static_cast<std::size_t>(data.nbytes());
+          py::gil_scoped_release release;
+          return ncii::hamming::xor_fold(p, bytes, threads);
+        },
+        py::arg("data"), py::arg("threads") = 0,
+        "XOR of all 64-bit words of a contiguous array (sequential-read bandwidth probe).");
     m.def("hamming_threads", [](int threads) { return ncii::hamming::resolve_threads(threads); },
           py::arg("threads") = 0, "Worker threads a search with `threads` uses at most (0: all).");
   }

@@ -190,6 +190,33 @@ int resolve_threads(int threads) {
   return std::min(threads, kMaxThreads);
 }
 
+uint64_t xor_fold(const uint8_t* data, std::size_t bytes, int threads) {
+  if (bytes % 8) throw std::invalid_argument("xor_fold needs a multiple of 8 bytes");
+  const std::size_t words = bytes / 8;
+  const std::size_t nthreads = std::max<std::size_t>(
+      1, std::min<std::size_t>(static_cast<std::size_t>(resolve_threads(threads)), words / 4096));
+  std::vector<uint64_t> partial(nthreads * 8, 0);  // a cache line per thread
+  run_parallel(nthreads, [&](std::size_t t) {
+    const std::size_t begin = words * t / nthreads, end = words * (t + 1) / nthreads;
+    uint64_t acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    std::size_t i = begin;
+    for (; i + 8 <= end; i += 8) {
+      uint64_t w[8];
+      std::memcpy(w, data + i * 8, sizeof w);
+      for (int j = 0; j < 8; ++j) acc[j] ^= w[j];
+    }
+    for (; i < end; ++i) {
+      uint64_t w;
+      std::memcpy(&w, data + i * 8, 8);
+      acc[0] ^= w;
+    }
+    for (int j = 0; j < 8; ++j) partial[t * 8] ^= acc[j];
+  });
+  uint64_t out = 0;
+  for (std::size_t t = 0; t < nthreads; ++t) out ^= partial[t * 8];
+  return out;
+}
+
 RangeHits range_search(const Bank& bank, const uint8_t* queries, std::size_t nq, int variants,
                        int radius, int threads, SimdLevel level) {
   if (radius < 0 || radius > kCodeBits)

@@ -59,6 +59,11 @@ RangeHits range_search(const Bank& bank, const uint8_t* queries, std::size_t nq,
 void knn_search(const Bank& bank, const uint8_t* queries, std::size_t nq, int k, int threads,
                 SimdLevel level, int64_t* out_ids, int32_t* out_distances);
 
+// XOR of all 64-bit words of data[0, bytes) (bytes a multiple of 8), read sequentially by
+// `threads` threads over contiguous slices: the memory-bandwidth probe that benchmarks set
+// search speed against (a single-query scan cannot beat bank bytes / this bandwidth).
+uint64_t xor_fold(const uint8_t* data, std::size_t bytes, int threads);
+
 // Number of worker threads a call with `threads` would use at most (threads <= 0: all).
 int resolve_threads(int threads);
 

@@ -189,3 +189,13 @@ def test_bad_arguments_raise():
         _core.hamming_range_search(codes, codes[:3], 3, variants=8)
     with pytest.raises(ValueError, match="k must"):
         _core.hamming_knn(codes, codes, 0)
+
+
+@pytest.mark.parametrize("words", [0, 1, 7, 8, 9, 40_001])
+def test_xor_fold_bandwidth_probe(words):
+    data = np.random.default_rng(words).integers(0, 2**63, words, dtype=np.uint64)
+    want = int(np.bitwise_xor.reduce(data)) if words else 0
+    for threads in (1, 2, 3):
+        assert _core.xor_fold(data, threads) == want
+    with pytest.raises(ValueError, match="multiple of 8"):
+        _core.xor_fold(np.zeros(3, np.uint8), 1)

@@ -237,7 +237,7 @@ class HashIndex:
     """A searchable set of PDQ hashes with int64 ids. See the module docstring for contracts.
 
     Options (keyword-only): ``compact_fraction`` (auto-compaction threshold, None to disable);
-    ``ivf_nlist`` / ``ivf_nprobe`` (faiss-ivf; nlist defaults to 4*sqrt(n)); ``hnsw_m`` /
+    ``ivf_nlist`` / ``ivf_nprobe`` (faiss-ivf; nlist defaults to min(1024, sqrt(n))); ``hnsw_m`` /
     ``hnsw_ef_search`` / ``hnsw_k`` (faiss-hnsw).
     """
 
@@ -342,8 +342,11 @@ class HashIndex:
                     self._compact_locked()  # the id was removed: reclaim its row before reuse
             if n_new == 0:
                 return new_ids
-            order = np.argsort(new_ids, kind="stable")
-            sorted_ids, sorted_codes = new_ids[order], codes[order]
+            if n_new == 1 or bool(np.all(new_ids[1:] > new_ids[:-1])):  # e.g. auto ids: no copy
+                sorted_ids, sorted_codes = new_ids, codes
+            else:
+                order = np.argsort(new_ids, kind="stable")
+                sorted_ids, sorted_codes = new_ids[order], codes[order]
             appending = self._n == 0 or sorted_ids[0] > self._ids[self._n - 1]
             self._ensure_writable(self._n + n_new)
             if appending:
@@ -548,7 +551,7 @@ class HashIndex:
                 index.hnsw.efSearch = self._options["hnsw_ef_search"]
             else:  # faiss-ivf: train on the whole bank as it is now
                 train = self._codes[: self._n]
-                nlist = self._options["ivf_nlist"] or int(4 * math.sqrt(self._n))
+                nlist = self._options["ivf_nlist"] or min(1024, int(math.sqrt(self._n)))
                 nlist = max(1, min(nlist, self._n // 39 or 1))
                 quantizer = faiss.IndexBinaryFlat(d)
                 index = faiss.IndexBinaryIVF(quantizer, d, nlist)
