@@ -15,3 +15,24 @@ def pdq_downsample64(
     image: npt.NDArray[np.uint8] | npt.NDArray[np.float32], reference: bool = False
 ) -> npt.NDArray[np.float32]: ...
 def pdq_dct16(buffer64: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]: ...
+def hamming_range_search(
+    codes: npt.NDArray[np.uint8],
+    queries: npt.NDArray[np.uint8],
+    radius: int,
+    variants: int = 1,
+    ids: Optional[npt.NDArray[np.int64]] = None,
+    removed: Optional[npt.NDArray[np.int64]] = None,
+    threads: int = 0,
+) -> tuple[
+    npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int32], Optional[npt.NDArray[np.int8]]
+]: ...
+def hamming_knn(
+    codes: npt.NDArray[np.uint8],
+    queries: npt.NDArray[np.uint8],
+    k: int,
+    ids: Optional[npt.NDArray[np.int64]] = None,
+    removed: Optional[npt.NDArray[np.int64]] = None,
+    threads: int = 0,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int32]]: ...
+def xor_fold(data: npt.NDArray, threads: int = 0) -> int: ...
+def hamming_threads(threads: int = 0) -> int: ...

@@ -24,11 +24,11 @@ import json
 import mmap as _mmap
 import os
 import struct
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from .atomicfile import atomic_private_file
 from .hashes import PDQ_HASH_BYTES
 
 _MAGIC = b"NCIIHIDX"
@@ -56,32 +56,12 @@ def write_index_file(target: Path, codes: np.ndarray, ids: np.ndarray, next_id: 
     header = _HEADER.pack(_MAGIC, _FORMAT_VERSION, PDQ_HASH_BYTES, count, next_id, len(meta), codes_offset, ids_offset)
     header += bytes(_HEADER_SIZE - len(header))
     pad = bytes(codes_offset - _HEADER_SIZE - len(meta))
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o600)
-        digest = hashlib.sha256()
-        with os.fdopen(fd, "wb") as f:
-            for chunk in (header, meta, pad, _bytes_of(codes), _bytes_of(ids)):
-                f.write(chunk)
-                digest.update(chunk)
-            f.write(digest.digest())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    try:  # make the rename durable
-        dir_fd = os.open(target.parent, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    digest = hashlib.sha256()
+    with atomic_private_file(target) as f:
+        for chunk in (header, meta, pad, _bytes_of(codes), _bytes_of(ids)):
+            f.write(chunk)
+            digest.update(chunk)
+        f.write(digest.digest())
 
 
 def read_index_file(source: Path, keep_mapped: bool):
