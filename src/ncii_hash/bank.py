@@ -385,13 +385,13 @@ class HashBank:
     def _insert_case(self, case_id: str, h: np.ndarray, q: np.ndarray, k: Sequence[str], now: float, seq: int,
                      items: Optional[Sequence[int]] = None, videos: Sequence = ()) -> list:
         self._db.execute("INSERT INTO cases (case_id, created_at, status) VALUES (?, ?, 'active')", (case_id, now))
-        ids = []
-        for i in range(h.shape[0]):
-            cur = self._db.execute(
-                "INSERT INTO hashes (case_id, hash, quality, kind, added_at, seq, item) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (case_id, h[i].tobytes(), int(q[i]), k[i], now, seq, 0 if items is None else int(items[i])),
-            )
-            ids.append(cur.lastrowid)
+        self._db.executemany(
+            "INSERT INTO hashes (case_id, hash, quality, kind, added_at, seq, item) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            ((case_id, h[i].tobytes(), int(q[i]), k[i], now, seq, 0 if items is None else int(items[i]))
+             for i in range(h.shape[0])),
+        )
+        # A new case: its rows are exactly these, in insertion (= increasing id) order.
+        ids = [r[0] for r in self._db.execute("SELECT hash_id FROM hashes WHERE case_id=? ORDER BY hash_id", (case_id,))]
         for item, md5 in videos:
             self._db.execute("INSERT INTO videos (case_id, item, md5) VALUES (?, ?, ?)", (case_id, item, md5))
         self._db.execute(
@@ -762,9 +762,16 @@ class HashBank:
             where = f"{p}, line {lineno}"
             hexs = row[0].strip()
             try:
-                code = from_hex(hexs)
-            except ValueError as exc:
-                raise BankError(f"{where}: {exc}") from None
+                raw = bytes.fromhex(hexs) if len(hexs) == 64 else b""
+            except ValueError:
+                raw = b""
+            if len(raw) != PDQ_HASH_BYTES:
+                try:
+                    from_hex(hexs)  # for its precise message
+                except ValueError as exc:
+                    raise BankError(f"{where}: {exc}") from None
+                raise BankError(f"{where}: {hexs!r} is not 64 hex characters")
+            code = raw
             quality = 100
             if len(row) > 1 and row[1].strip():
                 try:
@@ -812,7 +819,7 @@ class HashBank:
                 now = time.time()
                 all_ids, all_codes = [], []
                 for i, cid in enumerate(order):
-                    codes = np.stack(groups[cid][0])
+                    codes = np.frombuffer(b"".join(groups[cid][0]), dtype=np.uint8).reshape(-1, PDQ_HASH_BYTES)
                     items = groups[cid][3]
                     videos = [(n, "") for n in sorted(set(items)) if n > 0]
                     ids = self._insert_case(cid, codes, np.asarray(groups[cid][1]), groups[cid][2], now, base + 1 + i,
