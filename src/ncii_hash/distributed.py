@@ -212,7 +212,8 @@ class ShardedIndex:
     docstring); reopening a folder restores its shards. ``actor_options``: Ray resources of
     each shard actor (default ``{"num_cpus": 1}``). ``threads``: search threads per shard
     (default: one per CPU reserved for the actor, at least 1). ``max_retries``: restarts per
-    shard per call before :class:`ShardUnavailableError`.
+    shard per call before :class:`ShardUnavailableError`. ``start_timeout``: seconds to wait
+    for the shards to start (Ray waits forever when the cluster lacks the CPUs they reserve).
 
     The object pickles into a client with the same actor names, so Ray tasks can search it.
     """
@@ -228,6 +229,7 @@ class ShardedIndex:
         threads: Optional[int] = None,
         max_retries: int = 3,
         wal_bytes: int = _DEFAULT_WAL_BYTES,
+        start_timeout: float = 120.0,
     ) -> None:
         ray = _import_ray()
         self.shards = _check_int(shards, "shards", 1)
@@ -260,7 +262,15 @@ class ShardedIndex:
         self._name = f"ncii-shard-{os.getpid()}-{time.time_ns():x}"
         self._write_lock = threading.Lock()
         self._handles = [self._spawn(k) for k in range(self.shards)]
-        self._call_all("info")  # fail now if the shards cannot start
+        try:
+            ray.get([h.info.remote() for h in self._handles], timeout=start_timeout)
+        except ray.exceptions.GetTimeoutError:
+            self.close()
+            raise ShardUnavailableError(
+                f"the {self.shards} shard actors did not start within {start_timeout} s: does the cluster have "
+                f"the resources they reserve ({self._actor_options} each)? lower actor_options['num_cpus']"
+            ) from None
+        self._call_all("info")  # a shard that failed to load its snapshot is retried, then raises
 
     # ---- actors ---------------------------------------------------------------------------
     def _spawn(self, k: int):
