@@ -304,3 +304,11 @@ def test_backfill_bad_inputs(local_ray, tmp_path):
     assert read_matches(tmp_path / "o2") == [(1, 77, 0), (4, 77, 0)]
     with pytest.raises(TypeError, match="bank must be"):
         backfill(tmp_path / "d.parquet", object(), tmp_path / "o3")
+
+
+def test_import_ncii_hash_does_not_import_ray():
+    import subprocess
+    import sys
+
+    code = "import sys, ncii_hash; ncii_hash.ShardedIndex; assert 'ray' not in sys.modules, 'ray imported'"
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
