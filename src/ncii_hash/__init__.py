@@ -25,6 +25,19 @@ from .video import VideoError, VideoHash, VideoMatch, hash_video, match_video
 
 __version__ = "0.1.0"
 
+# distributed.py needs Ray (the optional `distributed` extra): its names load on first use, so
+# `import ncii_hash` never imports Ray.
+_LAZY_DISTRIBUTED = frozenset({"ShardedIndex", "ShardUnavailableError", "BackfillReport", "backfill"})
+
+
+def __getattr__(name: str):
+    if name in _LAZY_DISTRIBUTED:
+        from . import distributed
+
+        return getattr(distributed, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "BACKENDS",
     "DEFAULT_MAX_PIXELS",
@@ -57,4 +70,8 @@ __all__ = [
     "VideoMatch",
     "hash_video",
     "match_video",
+    "ShardedIndex",
+    "ShardUnavailableError",
+    "BackfillReport",
+    "backfill",
 ]
