@@ -352,6 +352,9 @@ class HashBank:
     def _drop_snapshots(self) -> None:
         for p in self._snapshots():
             _unlink(p)
+        # Temp files a crash during save_snapshot may have left behind hold hashes too.
+        for p in self.path.parent.glob(f".{self.path.name}.idx.*.tmp"):
+            _unlink(p)
 
     # ------------------------------------------------------------------ writing
     def _check_hashes(self, hashes: Any, qualities: Any, kinds: Any, allow_low_quality: bool):
@@ -529,6 +532,10 @@ class HashBank:
 
     # ------------------------------------------------------------------ reading
     def case(self, case_id: str) -> CaseInfo:
+        with self._lock:
+            return self._case_locked(case_id)
+
+    def _case_locked(self, case_id: str) -> CaseInfo:
         row = self._db.execute(
             "SELECT case_id, status, created_at, withdrawn_at FROM cases WHERE case_id=?", (case_id,)
         ).fetchone()
@@ -538,7 +545,8 @@ class HashBank:
         return CaseInfo(case_id=row[0], status=row[1], created_at=row[2], withdrawn_at=row[3], hashes=n)
 
     def case_hashes(self, case_id: str) -> np.ndarray:
-        rows = self._db.execute("SELECT hash FROM hashes WHERE case_id=? ORDER BY hash_id", (case_id,)).fetchall()
+        with self._lock:
+            rows = self._db.execute("SELECT hash FROM hashes WHERE case_id=? ORDER BY hash_id", (case_id,)).fetchall()
         return np.frombuffer(b"".join(r[0] for r in rows), dtype=np.uint8).reshape(-1, PDQ_HASH_BYTES).copy()
 
     def match(
@@ -661,6 +669,10 @@ class HashBank:
             raise BankError(f"bad change token {since!r}") from None
         if start < 0:
             raise BankError(f"bad change token {since!r}")
+        with self._lock:
+            return self._changes_locked(start)
+
+    def _changes_locked(self, start: int) -> ChangeSet:
         self._db.execute("BEGIN")
         try:
             end = self._db_seq()
@@ -721,7 +733,7 @@ class HashBank:
         if format != "te-csv":
             raise BankError(f"unknown export format {format!r} (supported: 'te-csv')")
         n = 0
-        with atomic_private_file(path, text=True) as f:
+        with self._lock, atomic_private_file(path, text=True) as f:
             w = csv.writer(f)
             w.writerow(EXPORT_HEADER)
             self._db.execute("BEGIN")
@@ -753,8 +765,8 @@ class HashBank:
         groups: dict = {}
         order: list = []
         anonymous = _new_case_id()
-        reader = csv.reader(io.StringIO(text))
-        for lineno, row in enumerate(reader, start=1):
+        reader = csv.reader(io.StringIO(text), strict=True)
+        for lineno, row in _csv_rows(reader, p):
             if not row or all(not c.strip() for c in row) or row[0].lstrip().startswith("#"):
                 continue
             if lineno == 1 and row[0].strip().lower() in ("pdq", "hash", "signal", "pdq_hash"):
@@ -774,10 +786,10 @@ class HashBank:
             code = raw
             quality = 100
             if len(row) > 1 and row[1].strip():
-                try:
-                    quality = int(row[1])
-                except ValueError:
-                    raise BankError(f"{where}: quality {row[1]!r} is not an integer") from None
+                field = row[1].strip()
+                if not (field.isascii() and field.isdigit()):
+                    raise BankError(f"{where}: quality {row[1]!r} is not an integer 0..100")
+                quality = int(field)
                 if not 0 <= quality <= 100:
                     raise BankError(f"{where}: quality {quality} is outside 0..100")
             if quality < PDQ_MIN_QUALITY and not allow:
@@ -790,10 +802,10 @@ class HashBank:
                 raise BankError(f"{where}: kind {kind!r} must be one of {MEDIA_KINDS}")
             item = 0
             if len(row) > 4 and row[4].strip():
-                try:
-                    item = int(row[4])
-                except ValueError:
-                    raise BankError(f"{where}: item {row[4]!r} is not an integer") from None
+                field = row[4].strip()
+                if not (field.isascii() and field.isdigit()):
+                    raise BankError(f"{where}: item {row[4]!r} is not an integer")
+                item = int(field)
                 if item < 0 or (item == 0) != (kind == "image"):
                     raise BankError(f"{where}: item must be 0 for images and >= 1 for video frames")
             elif kind == "video_frame":
@@ -855,7 +867,20 @@ class HashBank:
         self.close()
 
     def __len__(self) -> int:
-        return int(self._db.execute("SELECT COUNT(*) FROM hashes").fetchone()[0])
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM hashes").fetchone()[0])
+
+
+def _csv_rows(reader: Any, path: Path):
+    """(line number, row) pairs; malformed CSV (bad quoting, oversized fields) -> BankError."""
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise BankError(f"{path}, line {reader.line_num}: malformed CSV ({exc}); nothing imported") from None
+        yield reader.line_num, row
 
 
 def _video_parts(video: Any) -> tuple:

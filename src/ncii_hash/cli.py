@@ -63,6 +63,12 @@ class UsageError(Exception):
     pass
 
 
+def shown(path: object) -> str:
+    """A path for printing: bytes that are not UTF-8 (kept by Python as surrogates) are shown
+    escaped, e.g. \\xff, so output never fails on an odd file name."""
+    return str(path).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def iter_inputs(paths: Sequence[str], recursive: bool) -> Iterator[Path]:
     """Files named directly, and the image files in named folders (sorted, no symlink loops)."""
     for raw in paths:
@@ -93,7 +99,9 @@ def _walk(folder: Path, recursive: bool, seen: set) -> Iterator[Path]:
             if e.is_dir():
                 if recursive:
                     yield from _walk(path, recursive, seen)
-            elif e.is_file() and (path.suffix.lower() in IMAGE_SUFFIXES or is_video(path)):
+            elif path.suffix.lower() in IMAGE_SUFFIXES or is_video(path):
+                # Regular files, and also dangling or looping links with an image name:
+                # the hasher reports those by name instead of skipping them silently.
                 yield path
         except OSError:
             continue
@@ -118,6 +126,10 @@ class Progress:
 
 
 def cmd_hash(args: argparse.Namespace) -> int:
+    if args.output:
+        folder = Path(args.output).resolve().parent
+        if not folder.is_dir():
+            raise UsageError(f"cannot write the submission to {shown(args.output)}: folder {shown(folder)} does not exist")
     inputs = list(iter_inputs(args.paths, args.recursive))
     if not inputs:
         raise UsageError("no image or video files found in the given paths")
@@ -152,19 +164,19 @@ def cmd_hash(args: argparse.Namespace) -> int:
         w = csv.writer(out)
         w.writerow(["file", "kind", "pdq", "quality", "md5", "frames", "status", "reason"])
         for r in rows:
-            w.writerow([r["file"], r["kind"], r.get("pdq", ""), r.get("quality", ""), r.get("md5", ""),
+            w.writerow([shown(r["file"]), r["kind"], r.get("pdq", ""), r.get("quality", ""), r.get("md5", ""),
                         r.get("frames", ""), r["status"], r.get("reason", "")])
     else:
         for r in rows:
             if r["status"] == "error":
-                out.write(f"{'-' * 64}  ---  ERROR  {r['file']}: {r['reason']}\n")
+                out.write(f"{'-' * 64}  ---  ERROR  {shown(r['file'])}: {shown(r['reason'])}\n")
             elif r["kind"] == "video":
                 flag = "OK" if r["status"] == "ok" else "LOW QUALITY"
                 label = f"video md5 {r['md5']} {r['frames']} frames"
-                out.write(f"{label:<64}  ---  {flag:<5}  {r['file']}\n")
+                out.write(f"{label:<64}  ---  {flag:<5}  {shown(r['file'])}\n")
             else:
                 flag = "OK" if r["status"] == "ok" else "LOW QUALITY"
-                out.write(f"{r['pdq']}  {r['quality']:3d}  {flag:<5}  {r['file']}\n")
+                out.write(f"{r['pdq']}  {r['quality']:3d}  {flag:<5}  {shown(r['file'])}\n")
     failed = len(batch.errors) + sum(1 for _, vh, _ in videos if vh is None)
     if args.output:
         ok = batch.ok
@@ -172,7 +184,10 @@ def cmd_hash(args: argparse.Namespace) -> int:
         sub = make_submission(batch.hashes[ok], batch.qualities[ok], videos=items)
         if len(sub) == 0:
             raise UsageError("nothing could be hashed; no submission written")
-        write_submission(args.output, sub)
+        try:
+            write_submission(args.output, sub)
+        except OSError as exc:
+            raise UsageError(f"cannot write the submission to {shown(args.output)}: {exc.strerror or exc}") from None
         print(f"ncii-hash: wrote {len(sub)} items to {args.output} (hashes only: no file names or metadata)",
               file=sys.stderr)
     if failed:
@@ -287,18 +302,18 @@ def cmd_match(args: argparse.Namespace) -> int:
     else:
         for r in records:
             if r["status"] == "error":
-                print(f"ERROR     {r['path']}: {r['reason']}")
+                print(f"ERROR     {shown(r['path'])}: {shown(r['reason'])}")
             elif r["matches"] and r.get("kind") == "video":
                 best = r["matches"][0]
-                print(f"MATCH     {r['path']}: case {best['case_id']} video {best['item']},"
+                print(f"MATCH     {shown(r['path'])}: case {best['case_id']} video {best['item']},"
                       f" {best['query_pct']:.0f}% of its frames found")
             elif r["matches"]:
                 best = r["matches"][0]
                 more = f" (+{len(r['matches']) - 1} more)" if len(r["matches"]) > 1 else ""
-                print(f"MATCH     {r['path']}: case {best['case_id']} at distance {best['distance']}"
+                print(f"MATCH     {shown(r['path'])}: case {best['case_id']} at distance {best['distance']}"
                       f" ({best['variant']}){more}")
             else:
-                print(f"no match  {r['path']}")
+                print(f"no match  {shown(r['path'])}")
     n_match = sum(1 for r in records if r["status"] == "match")
     print(f"ncii-hash: {n_match} of {len(records)} inputs match the bank (distance <= {args.radius})", file=sys.stderr)
     bank.close()
