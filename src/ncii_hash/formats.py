@@ -142,6 +142,11 @@ def read_submission(path: str | os.PathLike) -> Submission:
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
         raise SubmissionError(f"{p}: not valid JSON ({exc})") from None
+    except (ValueError, RecursionError) as exc:
+        # ValueError: an integer with thousands of digits; RecursionError: arrays or objects
+        # nested thousands deep. Neither is a submission, and neither may escape as a crash.
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise SubmissionError(f"{p}: not a valid submission ({reason})") from None
     try:
         return parse_submission(obj)
     except SubmissionError as exc:
@@ -152,10 +157,11 @@ def write_submission(path: str | os.PathLike, submission: Submission) -> None:
     """Write atomically (temp file in the same folder, fsync, rename), owner-only."""
     p = Path(path)
     data = json.dumps(submission.to_dict(), indent=2) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=".submission-", dir=p.parent if str(p.parent) else ".")
+    folder = p.parent if str(p.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(prefix=".submission-", dir=folder)
     try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:  # owns fd from here: closed on any error
+            os.fchmod(f.fileno(), 0o600)
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
@@ -166,3 +172,18 @@ def write_submission(path: str | os.PathLike, submission: Submission) -> None:
         except OSError:
             pass
         raise
+    _fsync_folder(folder)
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (best effort: not every platform opens folders)."""
+    try:
+        dir_fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:  # pragma: no cover - file systems that refuse fsync on folders
+        pass
+    finally:
+        os.close(dir_fd)
