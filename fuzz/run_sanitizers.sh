@@ -26,3 +26,4 @@ export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
 LD_PRELOAD="$PRELOAD" "$VENV/bin/python" -m pytest -q -p no:cacheprovider \
   tests/test_hamming.py tests/test_pdq_api.py tests/test_pdq_oracle.py tests/test_pdq_conformance.py \
   tests/test_index.py tests/test_hashes.py "$@"
+LD_PRELOAD="$PRELOAD" "$VENV/bin/python" fuzz/core_shapes.py

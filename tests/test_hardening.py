@@ -142,6 +142,20 @@ def test_submission_writer_closes_its_file_when_chmod_fails(tmp_path, monkeypatc
     assert os.listdir(tmp_path) == []
 
 
+@pytest.mark.parametrize("line", [
+    f"{10**30},50,{'ab' * 32},1.000",  # frame number beyond int64: was OverflowError
+    f"1,50,{'ab' * 32},nan",
+    f"1,50,{'ab' * 32},1e400",
+    f"1,50,{'ab' * 32},-5",
+    f"1,50,{'ab ' * 32},1.0",  # bytes.fromhex skips spaces; a PDQ hex has none
+])
+def test_vpdq_text_with_out_of_range_fields_is_a_video_error(line):
+    from ncii_hash.video import VideoError, VideoHash
+
+    with pytest.raises(VideoError, match="line 1"):
+        VideoHash.from_vpdq_lines([line])
+
+
 # ============================================================ the fuzz targets themselves
 @pytest.mark.parametrize("name", ["hex", "submission", "bank_csv", "index_load", "vpdq_text", "image"])
 def test_fuzz_smoke_seeded_mutations_find_nothing(tmp_path, name, monkeypatch):
