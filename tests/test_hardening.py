@@ -74,6 +74,16 @@ def test_submission_with_a_huge_integer_is_a_submission_error(tmp_path):
     assert str(path) in str(info.value)
 
 
+@pytest.mark.parametrize("version, count", [(True, 1), (1.0, 1), (1, True), (1, 1.0)])
+def test_submission_version_and_count_must_be_integers_not_lookalikes(version, count):
+    from ncii_hash.formats import parse_submission
+
+    doc = {"format": "ncii-hash-submission", "version": version, "algorithm": "pdq",
+           "items": [{"kind": "image", "pdq": "ab" * 32, "quality": 90}], "counts": {"items": count}}
+    with pytest.raises(SubmissionError):
+        parse_submission(doc)
+
+
 def _index_file(path: Path, *, meta: bytes, next_id: int, n: int = 0) -> Path:
     write_index_file(path, _codes(n), np.arange(n, dtype="<i8"), next_id, meta)
     return path

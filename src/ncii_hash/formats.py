@@ -93,7 +93,7 @@ def parse_submission(obj: Any) -> Submission:
         raise SubmissionError("a submission must be a JSON object")
     if obj.get("format") != SUBMISSION_FORMAT:
         raise SubmissionError(f"not an ncii-hash submission (format is {obj.get('format')!r})")
-    if obj.get("version") != SUBMISSION_VERSION:
+    if type(obj.get("version")) is not int or obj.get("version") != SUBMISSION_VERSION:  # not true, not 1.0
         raise SubmissionError(f"unsupported submission version {obj.get('version')!r} (this reader knows {SUBMISSION_VERSION})")
     extra = set(obj) - _TOP_KEYS
     if extra:
@@ -125,7 +125,7 @@ def parse_submission(obj: Any) -> Submission:
     except ValueError as exc:
         raise SubmissionError(f"bad hash: {exc}") from None
     counts = obj.get("counts")
-    if not isinstance(counts, dict) or counts.get("items") != len(items):
+    if not isinstance(counts, dict) or type(counts.get("items")) is not int or counts["items"] != len(items):
         raise SubmissionError("'counts.items' does not match the number of items")
     return Submission(hashes=hashes, qualities=np.asarray(quals, np.int32), kinds=tuple(kinds))
 
