@@ -22,8 +22,9 @@ def atomic_private_file(target: os.PathLike | str, *, text: bool = False) -> Ite
     folder = target.parent if str(target.parent) else Path(".")
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".tmp")
     try:
-        os.fchmod(fd, 0o600)
+        # fdopen first: from here the file object owns fd and closes it on any error.
         with os.fdopen(fd, "w" if text else "wb", **({"encoding": "utf-8", "newline": ""} if text else {})) as f:
+            os.fchmod(f.fileno(), 0o600)
             yield f
             f.flush()
             os.fsync(f.fileno())
@@ -43,5 +44,7 @@ def fsync_folder(folder: Path) -> None:
         return
     try:
         os.fsync(dir_fd)
+    except OSError:  # pragma: no cover - file systems that refuse fsync on folders
+        pass
     finally:
         os.close(dir_fd)

@@ -30,7 +30,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
@@ -135,7 +134,7 @@ def parse_submission(obj: Any) -> Submission:
         raise SubmissionError("a submission must be a JSON object")
     if obj.get("format") != SUBMISSION_FORMAT:
         raise SubmissionError(f"not an ncii-hash submission (format is {obj.get('format')!r})")
-    if obj.get("version") != SUBMISSION_VERSION:
+    if type(obj.get("version")) is not int or obj.get("version") != SUBMISSION_VERSION:  # not true, not 1.0
         raise SubmissionError(f"unsupported submission version {obj.get('version')!r} (this reader knows {SUBMISSION_VERSION})")
     extra = set(obj) - _TOP_KEYS
     if extra:
@@ -171,7 +170,7 @@ def parse_submission(obj: Any) -> Submission:
     except ValueError as exc:
         raise SubmissionError(f"bad hash: {exc}") from None
     counts = obj.get("counts")
-    if not isinstance(counts, dict) or counts.get("items") != len(items):
+    if not isinstance(counts, dict) or type(counts.get("items")) is not int or counts["items"] != len(items):
         raise SubmissionError("'counts.items' does not match the number of items")
     return Submission(hashes=hashes, qualities=np.asarray(quals, np.int32), kinds=tuple(kinds), videos=tuple(videos))
 
@@ -216,6 +215,11 @@ def read_submission(path: str | os.PathLike) -> Submission:
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
         raise SubmissionError(f"{p}: not valid JSON ({exc})") from None
+    except (ValueError, RecursionError) as exc:
+        # ValueError: an integer with thousands of digits; RecursionError: arrays or objects
+        # nested thousands deep. Neither is a submission, and neither may escape as a crash.
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise SubmissionError(f"{p}: not a valid submission ({reason})") from None
     try:
         return parse_submission(obj)
     except SubmissionError as exc:

@@ -63,7 +63,8 @@ NUM_DIHEDRAL = 8
 
 _MAX_DISTANCE = 8 * PDQ_HASH_BYTES
 _MIH_TABLES = 16  # 16 substrings of 16 bits
-_MIN_AUTO_COMPACT = 1024  # never auto-compact for fewer tombstones than this
+_MIN_AUTO_COMPACT = 1024
+_ID_LIMIT = 1 << 63  # ids are int64: every id is below this  # never auto-compact for fewer tombstones than this
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -320,6 +321,8 @@ class HashIndex:
         n_new = codes.shape[0]
         with self._lock.write():
             if ids is None:
+                if self._next_id + n_new > _ID_LIMIT:
+                    raise ValueError(f"no fresh ids left for {n_new} hashes (ids are int64); pass ids explicitly")
                 new_ids = np.arange(self._next_id, self._next_id + n_new, dtype=np.int64)
             else:
                 new_ids = _as_id_array(ids)
@@ -468,7 +471,7 @@ class HashIndex:
             raise ValueError(f"{source}: index metadata names no known backend")
         try:
             index = cls(meta["backend"], compact_fraction=meta["compact_fraction"], **meta["options"])
-        except (KeyError, TypeError) as exc:
+        except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"{source}: index metadata is invalid ({exc})") from None
         index._codes, index._ids, index._n = codes, ids, int(ids.shape[0])
         index._next_id, index._mapped = next_id, mapping

@@ -38,6 +38,7 @@ _HEADER = struct.Struct("<8sIIQQQQQ")
 _HEADER_SIZE = 64
 _DIGEST_SIZE = 32  # SHA-256
 _MAX_META = 1 << 20
+_MAX_NEXT_ID = 1 << 63  # ids are int64, so the next fresh id is at most max int64 + 1
 
 
 def _layout(count: int, meta_len: int) -> tuple[int, int, int]:
@@ -97,13 +98,15 @@ def read_index_file(source: Path, keep_mapped: bool):
             raise ValueError(f"{source}: index checksum mismatch, the file is corrupt; rebuild the index from the bank")
         try:
             meta = json.loads(mapping[_HEADER_SIZE : _HEADER_SIZE + meta_len].decode())
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: JSON nested thousands deep
             raise ValueError(f"{source}: index metadata is not valid JSON") from None
         if not isinstance(meta, dict):
             raise ValueError(f"{source}: index metadata is not a JSON object")
         codes = np.frombuffer(mapping, dtype=np.uint8, count=count * PDQ_HASH_BYTES, offset=codes_offset)
         codes = codes.reshape(count, PDQ_HASH_BYTES)
         ids = np.frombuffer(mapping, dtype="<i8", count=count, offset=ids_offset)
+        if next_id > _MAX_NEXT_ID:  # a larger next id would overflow int64 in add()
+            raise ValueError(f"{source}: next id {next_id} does not fit in int64; the file is corrupt")
         if count and (ids[0] < 0 or not bool(np.all(ids[1:] > ids[:-1])) or next_id <= ids[-1]):
             raise ValueError(f"{source}: index ids are not strictly increasing; the file is corrupt")
         if keep_mapped:

@@ -36,7 +36,7 @@ from typing import Any, Callable, Optional, Union
 import numpy as np
 
 from . import _core
-from .hashes import PDQ_HASH_BYTES, PDQ_MATCH_THRESHOLD, PDQ_MIN_QUALITY, as_hash_array
+from .hashes import PDQ_HASH_BYTES, PDQ_MATCH_THRESHOLD, PDQ_MIN_QUALITY, as_hash_array, from_hex
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -131,9 +131,10 @@ class VideoHash:
                 if len(parts) != 4:
                     raise ValueError(f"expected 4 comma-separated fields, got {len(parts)}")
                 n, q, t = int(parts[0]), int(parts[1]), float(parts[3])
-                h = bytes.fromhex(parts[2])
-                if len(h) != PDQ_HASH_BYTES or not 0 <= q <= 100 or n < 0:
-                    raise ValueError("hash must be 64 hex digits, quality 0..100, frame >= 0")
+                h = from_hex(parts[2]).tobytes()  # exactly 64 hex digits (fromhex allows spaces)
+                # Frame numbers are stored as int64; a timestamp is a finite, non-negative time.
+                if not 0 <= q <= 100 or not 0 <= n < 2**63 or not 0.0 <= t < float("inf"):
+                    raise ValueError("quality must be 0..100, frame 0..2^63-1, timestamp finite and >= 0")
             except ValueError as exc:
                 raise VideoError(source, f"line {lineno}: {exc}: {line[:100]!r}") from None
             rows.append((n, q, h, t))
