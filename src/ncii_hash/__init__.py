@@ -6,6 +6,14 @@ The public API is re-exported here; modules are implementation detail.
 from __future__ import annotations
 
 from ._core import simd_level
+from .borders import (
+    BorderRobustHash,
+    border_robust_distance,
+    border_robust_match,
+    find_content_box,
+    pdq_hash_border_robust,
+    trim_borders,
+)
 from .hashes import (
     PDQ_HASH_BITS,
     PDQ_HASH_BYTES,
@@ -40,6 +48,12 @@ def __getattr__(name: str):
 
 __all__ = [
     "BACKENDS",
+    "BorderRobustHash",
+    "border_robust_distance",
+    "border_robust_match",
+    "find_content_box",
+    "pdq_hash_border_robust",
+    "trim_borders",
     "DEFAULT_MAX_PIXELS",
     "DIHEDRAL_NAMES",
     "EXACT_BACKENDS",
