@@ -314,8 +314,6 @@ def test_non_utf8_file_names_in_json_output(tmp_path):
     assert len(read_submission(tmp_path / "s.json")) == 2
 
 
-@pytest.mark.xfail(strict=True, reason="cli.py: a non-UTF-8 file name aborts table/csv output on a strict "
-                   "UTF-8 stdout and the submission is never written (fix in docs/hardening.md)")
 @pytest.mark.parametrize("fmt", ["table", "csv"])
 def test_non_utf8_file_names_in_table_and_csv_output(tmp_path, fmt):
     folder = _non_utf8_folder(tmp_path)
@@ -326,8 +324,6 @@ def test_non_utf8_file_names_in_table_and_csv_output(tmp_path, fmt):
     assert len(read_submission(tmp_path / "s.json")) == 2
 
 
-@pytest.mark.xfail(strict=True, reason="cli.py: an unwritable -o path ends in a traceback after hashing "
-                   "everything (fix in docs/hardening.md)")
 def test_submission_into_a_missing_folder_is_a_clear_error(tmp_path):
     _photo(tmp_path / "a.png")
     done = _run_cli("hash", tmp_path / "a.png", "-o", tmp_path / "no-such-folder" / "s.json")
@@ -335,8 +331,6 @@ def test_submission_into_a_missing_folder_is_a_clear_error(tmp_path):
     assert done.returncode == 2 and b"no-such-folder" in done.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="cli.py: a dangling or looping symlink with an image suffix is skipped "
-                   "silently instead of being reported by name (fix in docs/hardening.md)")
 def test_broken_symlinks_in_a_folder_are_named(tmp_path):
     folder = tmp_path / "photos"
     folder.mkdir()
@@ -348,8 +342,6 @@ def test_broken_symlinks_in_a_folder_are_named(tmp_path):
 
 
 # ============================================================ bank CSV import (open findings)
-@pytest.mark.xfail(strict=True, reason="bank.py: a CSV field over csv.field_size_limit() escapes as "
-                   "_csv.Error, not BankError (fix in docs/hardening.md)")
 def test_csv_field_over_the_csv_module_limit_is_a_bank_error(tmp_path):
     bank = HashBank(tmp_path / "b.db", snapshot=False)
     path = tmp_path / "big.csv"
@@ -362,8 +354,6 @@ def test_csv_field_over_the_csv_module_limit_is_a_bank_error(tmp_path):
         bank.close()
 
 
-@pytest.mark.xfail(strict=True, reason="bank.py: an unterminated quote and non-ASCII digits are accepted "
-                   "(fix in docs/hardening.md)")
 @pytest.mark.parametrize("row", ["a" * 64 + ',"', "a" * 64 + ",\u0665\u0660"])
 def test_csv_quality_must_be_plain_ascii_digits(tmp_path, row):
     bank = HashBank(tmp_path / "b.db", snapshot=False)
@@ -586,8 +576,6 @@ def test_sigkill_during_index_save_leaves_the_old_file_loadable(tmp_path, where)
     assert all((p.stat().st_mode & 0o777) == 0o600 for p in leftovers)
 
 
-@pytest.mark.xfail(strict=True, reason="bank.py: a snapshot temp file left by a crash during save_snapshot is "
-                   "not deleted by withdraw(), so withdrawn hashes stay on disk (fix in docs/hardening.md)")
 def test_withdraw_removes_snapshot_temp_files_left_by_a_crash(tmp_path):
     path = tmp_path / "bank.db"
     bank = HashBank(path)
@@ -694,8 +682,6 @@ def test_concurrent_searches_during_add_and_remove_are_serializable():
     assert final == set(added) - set(removed)
 
 
-@pytest.mark.xfail(strict=True, reason="bank.py: export(), changes(), case(), case_hashes() and len() use the "
-                   "shared connection without the bank lock and collide with writers (fix in docs/hardening.md)")
 @pytest.mark.parametrize("reader", ["export", "changes"])
 def test_bank_reader_on_another_thread_during_a_write_is_serialized(tmp_path, reader):
     """Deterministic interleaving: the writer pauses inside its transaction until the reader

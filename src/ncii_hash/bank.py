@@ -760,6 +760,8 @@ class HashBank:
             text = p.read_bytes().decode("utf-8-sig")
         except FileNotFoundError:
             raise FileNotFoundError(f"{p}: no such file") from None
+        except OSError as exc:
+            raise BankError(f"{p}: cannot read ({exc.strerror or exc})") from None
         except UnicodeDecodeError as exc:
             raise BankError(f"{p}: not a UTF-8 text file ({exc})") from None
         groups: dict = {}

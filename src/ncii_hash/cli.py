@@ -69,6 +69,9 @@ def shown(path: object) -> str:
     return str(path).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
+UNLISTED_FOLDERS: list = []  # folders a walk could not list (reported; they make the exit status 1)
+
+
 def iter_inputs(paths: Sequence[str], recursive: bool) -> Iterator[Path]:
     """Files named directly, and the image files in named folders (sorted, no symlink loops)."""
     for raw in paths:
@@ -91,20 +94,22 @@ def _walk(folder: Path, recursive: bool, seen: set) -> Iterator[Path]:
     try:
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
     except OSError as exc:
-        print(f"ncii-hash: {folder}: cannot list folder ({exc.strerror})", file=sys.stderr)
+        print(f"ncii-hash: {shown(folder)}: cannot list folder ({exc.strerror})", file=sys.stderr)
+        UNLISTED_FOLDERS.append(str(folder))
         return
     for e in entries:
         path = Path(e.path)
         try:
-            if e.is_dir():
-                if recursive:
-                    yield from _walk(path, recursive, seen)
-            elif path.suffix.lower() in IMAGE_SUFFIXES or is_video(path):
-                # Regular files, and also dangling or looping links with an image name:
-                # the hasher reports those by name instead of skipping them silently.
-                yield path
-        except OSError:
-            continue
+            is_dir = e.is_dir()
+        except OSError:  # e.g. a link that points at itself
+            is_dir = False
+        if is_dir:
+            if recursive:
+                yield from _walk(path, recursive, seen)
+        elif path.suffix.lower() in IMAGE_SUFFIXES or is_video(path):
+            # Regular files, and also dangling or looping links with an image name:
+            # the hasher reports those by name instead of skipping them silently.
+            yield path
 
 
 class Progress:
@@ -177,7 +182,7 @@ def cmd_hash(args: argparse.Namespace) -> int:
             else:
                 flag = "OK" if r["status"] == "ok" else "LOW QUALITY"
                 out.write(f"{r['pdq']}  {r['quality']:3d}  {flag:<5}  {shown(r['file'])}\n")
-    failed = len(batch.errors) + sum(1 for _, vh, _ in videos if vh is None)
+    failed = len(batch.errors) + sum(1 for _, vh, _ in videos if vh is None) + len(UNLISTED_FOLDERS)
     if args.output:
         ok = batch.ok
         items = [video_item(vh.frames, vh.qualities, vh.md5) for _, vh, _ in videos if vh is not None]
@@ -378,8 +383,8 @@ def cmd_bank(args: argparse.Namespace) -> int:
             bank.close()
     except (BankError, SubmissionError) as exc:
         raise UsageError(str(exc)) from None
-    except FileNotFoundError as exc:
-        raise UsageError(str(exc)) from None
+    except OSError as exc:
+        raise UsageError(f"{shown(exc.filename or args.bank)}: {exc.strerror or exc}") from None
     return EXIT_OK
 
 
@@ -459,7 +464,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ncii-hash: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except ValueError as exc:
-        print(f"ncii-hash: {exc}", file=sys.stderr)
+        print(f"ncii-hash: {shown(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        print(f"ncii-hash: {shown(exc.filename or '')}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_USAGE
 
 
