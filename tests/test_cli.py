@@ -238,3 +238,21 @@ def test_corrupt_video_reported_and_batch_goes_on(tmp_path):
     rows = {Path(r["file"]).name: r for r in json.loads(done.stdout)}
     assert rows["broken.mp4"]["status"] == "error" and rows["broken.mp4"]["reason"]
     assert rows["ok.jpg"]["status"] == "ok"
+
+
+def test_match_finds_letterboxed_copy_by_default(tmp_path):
+    """A letterboxed copy defeats plain PDQ; matching also searches the content inside the
+    border (on by default), and --no-trim-borders shows the difference."""
+    sub, bank = tmp_path / "s.json", tmp_path / "bank.db"
+    cli("hash", EXAMPLES / "survivor" / "IMG_0001.jpg", "-o", sub, check=0)
+    cli("bank", "init", bank, check=0)
+    cli("bank", "add", bank, sub, check=0)
+    img = Image.open(EXAMPLES / "survivor" / "IMG_0001.jpg").convert("RGB")
+    w, h = img.size
+    boxed = Image.new("RGB", (w, int(h * 1.6)), (0, 0, 0))
+    boxed.paste(img, (0, int(h * 0.3)))
+    boxed.save(tmp_path / "letterboxed.jpg", quality=90)
+    on = json.loads(cli("match", bank, tmp_path / "letterboxed.jpg", "--json", check=0).stdout)
+    off = json.loads(cli("match", bank, tmp_path / "letterboxed.jpg", "--json", "--no-trim-borders", check=0).stdout)
+    assert on[0]["status"] == "match" and on[0]["matches"][0]["distance"] <= 31
+    assert off[0]["status"] == "no match"

@@ -270,15 +270,28 @@ def cmd_match(args: argparse.Namespace) -> int:
     failed = 0
     if images:
         batch = pdq_hash_many([str(f) for f in images], dihedral=True, threads=args.threads,
-                              progress=Progress(len(images), not args.quiet))
+                              progress=Progress(len(images), not args.quiet), trim_borders=args.trim_borders)
         ok = [i for i in range(len(images)) if i not in batch.errors]
-        queries = batch.dihedral[ok] if args.dihedral else batch.hashes[ok]
+        # Each image is searched as it is and, when it has a uniform border (letterbox, pad,
+        # screenshot frame), also as the content inside it; matches are merged per image.
+        owners = list(ok)
+        sets = [batch.dihedral[ok]]
+        if batch.has_trimmed is not None:
+            extra = [i for i in ok if batch.has_trimmed[i]]
+            owners += extra
+            sets.append(batch.trimmed[extra])
+        queries = np.concatenate(sets)
+        if not args.dihedral:
+            queries = queries[:, 0, :]
         found = bank.match(queries, args.radius, dihedral=args.dihedral) if ok else []
-        per_query: dict = {}
+        per_image: dict = {}
         for m in found:
-            per_query.setdefault(m.query, []).append(m)
-        for qi, i in enumerate(ok):
-            records.append(_record(str(images[i]), per_query.get(qi, []), quality=int(batch.qualities[i])))
+            best = per_image.setdefault(owners[m.query], {})
+            if m.hash_id not in best or m.distance < best[m.hash_id].distance:
+                best[m.hash_id] = m
+        for i in ok:
+            ms = sorted(per_image.get(i, {}).values(), key=lambda m: (m.distance, m.hash_id))
+            records.append(_record(str(images[i]), ms, quality=int(batch.qualities[i])))
         for i, err in sorted(batch.errors.items()):
             failed += 1
             records.append({"path": str(images[i]), "status": "error", "reason": err.reason, "matches": []})
@@ -418,6 +431,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--radius", type=int, default=PDQ_MATCH_THRESHOLD, help="max Hamming distance (default 31)")
     m.add_argument("--no-dihedral", dest="dihedral", action="store_false",
                    help="do not search rotated/mirrored versions of images")
+    m.add_argument("--no-trim-borders", dest="trim_borders", action="store_false",
+                   help="do not also search the content inside uniform borders (letterboxes, pads)")
     m.add_argument("--json", action="store_true", help="one JSON record per input (path, status, matches)")
     m.add_argument("--threads", type=int, default=0)
     m.add_argument("-q", "--quiet", action="store_true")

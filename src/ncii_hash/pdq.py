@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Iterable, Literal, Optional, Sequence
 
 import numpy as np
@@ -38,6 +38,9 @@ class PDQResult:
     hash: np.ndarray  #: uint8 (32,)
     quality: int  #: 0..100; below PDQ_MIN_QUALITY the hash is unreliable
     dihedral: Optional[np.ndarray] = None  #: uint8 (8, 32) when requested (see DIHEDRAL_NAMES)
+    #: with ``trim_borders=True`` and a uniform border (letterbox, pad, screenshot frame)
+    #: found: the hash of the content inside it; matching searches both.
+    trimmed: Optional["PDQResult"] = None
 
     @property
     def hex(self) -> str:
@@ -60,6 +63,10 @@ class PDQBatch:
     qualities: np.ndarray  #: int32 (N,); -1 where hashing failed
     errors: dict = field(default_factory=dict)  #: index -> ImageError for the failed inputs
     dihedral: Optional[np.ndarray] = None  #: uint8 (N, 8, 32) when requested
+    #: with ``trim_borders=True``: hashes of the content inside a uniform border, shaped like
+    #: ``dihedral`` (or ``hashes``), valid where ``has_trimmed`` is true
+    trimmed: Optional[np.ndarray] = None
+    has_trimmed: Optional[np.ndarray] = None
 
     @property
     def ok(self) -> np.ndarray:
@@ -92,12 +99,17 @@ def pdq_hash(
     resize: ResizeMode = None,
     decode: Decode = "exact",
     max_pixels: Optional[int] = None,
+    trim_borders: bool = False,
 ) -> PDQResult:
     """PDQ hash of one image.
 
     ``image`` is a path, encoded bytes, a PIL image, or a numpy uint8 array (``(H, W, 3)``
     RGB, ``(H, W, 4)`` RGBA or ``(H, W)`` grey). Raises :class:`ImageError` (a ValueError)
     naming the input when it cannot be decoded, and ``TypeError`` for unsupported objects.
+
+    ``trim_borders=True`` also hashes the content inside a uniform border (letterbox, pad,
+    screenshot frame), when one is found, into ``result.trimmed``; matching both hashes
+    catches letterboxed and padded copies that plain PDQ misses (docs/accuracy.md).
 
     ``decode="fast"`` lets large JPEGs decode at reduced scale (several times faster; the
     hash then differs from the exact one by a few bits -- see the benchmark).
@@ -113,7 +125,14 @@ def pdq_hash(
         allow_rgbx=True,
     )
     try:
-        return hash_pixels(pixels, dihedral=dihedral, resize=resize)
+        res = hash_pixels(pixels, dihedral=dihedral, resize=resize)
+        if trim_borders:
+            from .borders import trim_borders as _trim  # borders builds on this module
+
+            content, box = _trim(pixels[:, :, :3] if pixels.ndim == 3 else pixels)
+            if box is not None:
+                res = replace(res, trimmed=hash_pixels(content, dihedral=dihedral, resize=resize))
+        return res
     except (ValueError, TypeError) as exc:
         raise ImageError(describe_source(image), str(exc)) from None
 
@@ -136,6 +155,7 @@ def pdq_hash_many(
     max_pixels: Optional[int] = None,
     threads: int = 0,
     progress: Optional[Callable[[int, int], None]] = None,
+    trim_borders: bool = False,
 ) -> PDQBatch:
     """Hash many images on ``threads`` threads (0 = all cores).
 
@@ -152,13 +172,16 @@ def pdq_hash_many(
     hashes = np.zeros((n, PDQ_HASH_BYTES), dtype=np.uint8)
     qualities = np.full(n, -1, dtype=np.int32)
     dih = np.zeros((n, 8, PDQ_HASH_BYTES), dtype=np.uint8) if dihedral else None
+    trimmed = (np.zeros((n, 8, PDQ_HASH_BYTES) if dihedral else (n, PDQ_HASH_BYTES), dtype=np.uint8)
+               if trim_borders else None)
+    has_trimmed = np.zeros(n, dtype=bool) if trim_borders else None
     errors: dict = {}
 
     def one(i: int) -> tuple[int, Optional[PDQResult], Optional[Exception]]:
         try:
             return i, pdq_hash(
                 items[i], dihedral=dihedral, exif_transpose=exif_transpose, resize=resize,
-                decode=decode, max_pixels=max_pixels,
+                decode=decode, max_pixels=max_pixels, trim_borders=trim_borders,
             ), None
         except Exception as exc:  # one item must never stop the batch
             err = exc if isinstance(exc, ImageError) else ImageError(describe_source(items[i]), f"{type(exc).__name__}: {exc}")
@@ -170,6 +193,9 @@ def pdq_hash_many(
             qualities[i] = res.quality
             if dih is not None and res.dihedral is not None:
                 dih[i] = res.dihedral
+            if trimmed is not None and res.trimmed is not None:
+                trimmed[i] = res.trimmed.dihedral if dihedral else res.trimmed.hash
+                has_trimmed[i] = True
         else:
             errors[i] = err
         if progress is not None:
@@ -182,4 +208,5 @@ def pdq_hash_many(
         with ThreadPoolExecutor(max_workers=min(workers, n)) as pool:
             for done, (i, res, err) in enumerate(pool.map(one, range(n)), start=1):
                 record(i, res, err, done)
-    return PDQBatch(hashes=hashes, qualities=qualities, errors=errors, dihedral=dih)
+    return PDQBatch(hashes=hashes, qualities=qualities, errors=errors, dihedral=dih,
+                    trimmed=trimmed, has_trimmed=has_trimmed)
