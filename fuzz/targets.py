@@ -11,7 +11,6 @@ the seeded fallback mutator (``fuzz/mutate.py``) and the regression tests.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import os
 import tempfile
@@ -100,13 +99,6 @@ def fuzz_bank_csv(data: bytes) -> None:
     before = len(bank)
     try:
         bank.import_(path, allow_low_quality=bool(data[:1] == b"a"))
-    except csv.Error:
-        # Known open finding (docs/hardening.md, "bank.py"): a CSV field over the csv
-        # module's size limit escapes as csv.Error. Tolerated here so fuzzing goes on past
-        # it; tests/test_hardening.py holds the strict xfail that flips once it is fixed.
-        if os.environ.get("NCII_FUZZ_STRICT"):
-            raise
-        return
     except BankError:
         if len(bank) != before:
             raise AssertionError("a refused import changed the bank")
