@@ -157,13 +157,8 @@ def parse_submission(obj: Any) -> Submission:
             raise SubmissionError(f"item {i} has unexpected fields {sorted(extra)}")
         if item.get("kind") != "image":
             raise SubmissionError(f"item {i}: kind must be one of {MEDIA_KINDS}")
-        q = item.get("quality")
-        if not isinstance(q, int) or isinstance(q, bool) or not 0 <= q <= 100:
-            raise SubmissionError(f"item {i}: quality must be an integer 0..100")
-        if not isinstance(item.get("pdq"), str):
-            raise SubmissionError(f"item {i}: 'pdq' must be a 64-character hex string")
-        hexes.append(item["pdq"])
-        quals.append(q)
+        hexes.append(_hash_field(item, f"item {i}"))
+        quals.append(_quality_field(item, f"item {i}"))
         kinds.append(item["kind"])
     try:
         hashes = from_hex(hexes) if hexes else np.zeros((0, 32), np.uint8)
@@ -173,6 +168,19 @@ def parse_submission(obj: Any) -> Submission:
     if not isinstance(counts, dict) or type(counts.get("items")) is not int or counts["items"] != len(items):
         raise SubmissionError("'counts.items' does not match the number of items")
     return Submission(hashes=hashes, qualities=np.asarray(quals, np.int32), kinds=tuple(kinds), videos=tuple(videos))
+
+
+def _quality_field(obj: dict, where: str) -> int:
+    q = obj.get("quality")
+    if not isinstance(q, int) or isinstance(q, bool) or not 0 <= q <= 100:
+        raise SubmissionError(f"{where}: quality must be an integer 0..100")
+    return q
+
+
+def _hash_field(obj: dict, where: str) -> str:
+    if not isinstance(obj.get("pdq"), str):
+        raise SubmissionError(f"{where}: 'pdq' must be a 64-character hex string")
+    return obj["pdq"]
 
 
 def _parse_video(item: dict, i: int) -> SubmittedVideo:
@@ -189,13 +197,8 @@ def _parse_video(item: dict, i: int) -> SubmittedVideo:
     for j, fr in enumerate(frames):
         if not isinstance(fr, dict) or set(fr) - _FRAME_KEYS:
             raise SubmissionError(f"item {i}, frame {j}: must be an object with 'pdq' and 'quality'")
-        q = fr.get("quality")
-        if not isinstance(q, int) or isinstance(q, bool) or not 0 <= q <= 100:
-            raise SubmissionError(f"item {i}, frame {j}: quality must be an integer 0..100")
-        if not isinstance(fr.get("pdq"), str):
-            raise SubmissionError(f"item {i}, frame {j}: 'pdq' must be a 64-character hex string")
-        hexes.append(fr["pdq"])
-        quals.append(q)
+        hexes.append(_hash_field(fr, f"item {i}, frame {j}"))
+        quals.append(_quality_field(fr, f"item {i}, frame {j}"))
     try:
         h = from_hex(hexes)
     except ValueError as exc:
