@@ -35,7 +35,8 @@ __version__ = "0.1.0"
 
 # distributed.py needs Ray (the optional `distributed` extra): its names load on first use, so
 # `import ncii_hash` never imports Ray.
-_LAZY_DISTRIBUTED = frozenset({"ShardedIndex", "ShardUnavailableError", "BackfillReport", "backfill"})
+_LAZY_DISTRIBUTED = frozenset({"ShardedIndex", "ShardUnavailableError"})
+_LAZY_BACKFILL = frozenset({"BackfillReport", "backfill"})
 
 
 def __getattr__(name: str):
@@ -43,6 +44,10 @@ def __getattr__(name: str):
         from . import distributed
 
         return getattr(distributed, name)
+    if name in _LAZY_BACKFILL:
+        from . import catalogue as _backfill
+
+        return getattr(_backfill, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
