@@ -27,145 +27,41 @@ internal lock. Use one HashBank per process (SQLite handles several processes).
 from __future__ import annotations
 
 import csv
-import io
 import os
-import re
 import secrets
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
 from .atomicfile import atomic_private_file
+from .bank_csv import parse_hash_csv
+from .bank_schema import (  # noqa: F401  (re-exported: the bank's public records)
+    CASE_ID_PATTERN,
+    PathLike,
+    EXPORT_HEADER,
+    MEDIA_KINDS,
+    SCHEMA_VERSION,
+    _MIGRATIONS,
+    _SCHEMA,
+    BankError,
+    BankMatch,
+    BankStats,
+    CaseInfo,
+    ChangeSet,
+    VideoBankMatch,
+    _create_private_file,
+    _new_case_id,
+    _unlink,
+    _video_parts,
+    codes_from_blobs,
+)
 from .formats import Submission, parse_submission, read_submission
-from .hashes import PDQ_HASH_BYTES, PDQ_MATCH_THRESHOLD, PDQ_MIN_QUALITY, as_hash_array, from_hex
+from .hashes import PDQ_HASH_BYTES, PDQ_MATCH_THRESHOLD, PDQ_MIN_QUALITY, as_hash_array
 from .index import HashIndex
-
-SCHEMA_VERSION = 2
-MEDIA_KINDS = ("image", "video_frame")
-CASE_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
-EXPORT_HEADER = ["pdq", "quality", "case_id", "kind", "item"]
-
-PathLike = Union[str, os.PathLike]
-
-
-class BankError(ValueError):
-    """Something is wrong with a bank operation's input; nothing was written."""
-
-
-@dataclass(frozen=True)
-class BankMatch:
-    """One banked hash within the radius of a query."""
-
-    query: int  #: index of the query in the batch
-    case_id: str
-    hash_id: int
-    distance: int
-    variant: int  #: dihedral variant of the query that matched (0 = original)
-
-
-@dataclass(frozen=True)
-class CaseInfo:
-    case_id: str
-    status: str  #: "active" or "withdrawn"
-    created_at: float  #: Unix time
-    withdrawn_at: Optional[float]
-    hashes: int  #: hashes currently banked for the case (0 once withdrawn)
-
-
-@dataclass(frozen=True)
-class BankStats:
-    cases: int
-    active_cases: int
-    withdrawn_cases: int
-    hashes: int
-    change_seq: int
-    file_bytes: int
-    index_entries: int
-    index_source: str  #: "snapshot", "rebuilt" or "empty"
-
-
-@dataclass(frozen=True)
-class ChangeSet:
-    """Delta since a token: cases added (with their hashes) and case ids withdrawn."""
-
-    added: list  #: list of dicts {"case_id", "hashes" (N,32) uint8, "qualities", "kinds"}
-    withdrawn: list  #: list of case ids
-    next_token: str
-
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS cases (
-    case_id TEXT PRIMARY KEY,
-    created_at REAL NOT NULL,
-    status TEXT NOT NULL CHECK (status IN ('active', 'withdrawn')),
-    withdrawn_at REAL
-);
-CREATE TABLE IF NOT EXISTS hashes (
-    hash_id INTEGER PRIMARY KEY AUTOINCREMENT,
-    case_id TEXT NOT NULL REFERENCES cases(case_id),
-    algorithm TEXT NOT NULL DEFAULT 'pdq' CHECK (algorithm = 'pdq'),
-    hash BLOB NOT NULL CHECK (length(hash) = 32),
-    quality INTEGER NOT NULL CHECK (quality BETWEEN 0 AND 100),
-    kind TEXT NOT NULL CHECK (kind IN ('image', 'video_frame')),
-    added_at REAL NOT NULL,
-    seq INTEGER NOT NULL,
-    item INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS hashes_by_case ON hashes(case_id);
-CREATE INDEX IF NOT EXISTS hashes_by_seq ON hashes(seq);
-CREATE TABLE IF NOT EXISTS videos (
-    case_id TEXT NOT NULL REFERENCES cases(case_id),
-    item INTEGER NOT NULL,
-    md5 TEXT NOT NULL,
-    PRIMARY KEY (case_id, item)
-);
-CREATE TABLE IF NOT EXISTS changes (
-    seq INTEGER PRIMARY KEY,
-    case_id TEXT NOT NULL,
-    op TEXT NOT NULL CHECK (op IN ('add', 'withdraw')),
-    hash_ids BLOB NOT NULL,
-    at REAL NOT NULL
-);
-"""
-
-
-# _MIGRATIONS[v]: statements taking schema v to v + 1, applied in one transaction.
-_MIGRATIONS = {
-    1: [  # v2: videos -- frames of one video share an item number within their case
-        "ALTER TABLE hashes ADD COLUMN item INTEGER NOT NULL DEFAULT 0",
-        "CREATE TABLE IF NOT EXISTS videos (case_id TEXT NOT NULL REFERENCES cases(case_id), "
-        "item INTEGER NOT NULL, md5 TEXT NOT NULL, PRIMARY KEY (case_id, item))",
-    ],
-}
-
-
-@dataclass(frozen=True)
-class VideoBankMatch:
-    """A banked video that matches a query video under the vPDQ rule."""
-
-    case_id: str
-    item: int  #: which video of the case
-    query_pct: float  #: share of the query's unique good frames found in the banked video
-    compared_pct: float  #: share of the banked video's unique good frames found in the query
-    md5_equal: bool  #: the very same file (MD5 of the bytes)
-
-
-def _new_case_id() -> str:
-    # 128 random bits: unguessable, so a case id alone reveals nothing and cannot be enumerated.
-    return "case-" + secrets.token_hex(16)
-
-
-def _create_private_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    os.close(fd)
-    os.chmod(path, 0o600)
-
 
 class HashBank:
     """A durable bank of NCII hash cases (see module docs for the guarantees)."""
@@ -301,7 +197,7 @@ class HashBank:
         index = HashIndex(backend=self._backend)
         if rows:
             ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-            codes = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.uint8).reshape(-1, PDQ_HASH_BYTES)
+            codes = codes_from_blobs(r[1] for r in rows)
             index.add(codes, ids)
         self._index, self._seq = index, seq
         self.index_source = "rebuilt" if rows else "empty"
@@ -331,7 +227,7 @@ class HashBank:
                 self._index.remove(ids)
         if added:
             ids = np.fromiter((r[0] for r in added), dtype=np.int64, count=len(added))
-            codes = np.frombuffer(b"".join(r[1] for r in added), dtype=np.uint8).reshape(-1, PDQ_HASH_BYTES)
+            codes = codes_from_blobs(r[1] for r in added)
             self._index.add(codes, ids)
         self._seq = seq
 
@@ -546,7 +442,7 @@ class HashBank:
     def case_hashes(self, case_id: str) -> np.ndarray:
         with self._lock:
             rows = self._db.execute("SELECT hash FROM hashes WHERE case_id=? ORDER BY hash_id", (case_id,)).fetchall()
-        return np.frombuffer(b"".join(r[0] for r in rows), dtype=np.uint8).reshape(-1, PDQ_HASH_BYTES).copy()
+        return codes_from_blobs(r[0] for r in rows)
 
     def match(
         self,
@@ -648,7 +544,7 @@ class HashBank:
         for (cid, item), (rows, bmd5) in banked.items():
             if not rows:
                 continue
-            cf = np.frombuffer(b"".join(r[0] for r in rows), np.uint8).reshape(-1, PDQ_HASH_BYTES)
+            cf = codes_from_blobs(r[0] for r in rows)
             cq = np.asarray([r[1] for r in rows], np.int32)
             m = _match_video(good, cf[cq >= quality], distance=distance, quality=0,
                              query_pct=query_pct, compared_pct=compared_pct)
@@ -689,7 +585,7 @@ class HashBank:
                 ).fetchall()
                 added.append({
                     "case_id": cid,
-                    "hashes": np.frombuffer(b"".join(r[0] for r in rows), np.uint8).reshape(-1, PDQ_HASH_BYTES).copy(),
+                    "hashes": codes_from_blobs(r[0] for r in rows),
                     "qualities": np.asarray([r[1] for r in rows], np.int32),
                     "kinds": [r[2] for r in rows],
                 })
@@ -719,7 +615,7 @@ class HashBank:
             if not rows:
                 return
             ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-            codes = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.uint8).reshape(-1, PDQ_HASH_BYTES)
+            codes = codes_from_blobs(r[1] for r in rows)
             res = self._index.range_search(codes, 0)
             for i in range(len(rows)):
                 found = res.ids[res.lims[i]:res.lims[i + 1]]
@@ -755,73 +651,7 @@ class HashBank:
         """
         allow = self.allow_low_quality if allow_low_quality is None else allow_low_quality
         p = Path(os.fspath(path))
-        try:
-            text = p.read_bytes().decode("utf-8-sig")
-        except FileNotFoundError:
-            raise FileNotFoundError(f"{p}: no such file") from None
-        except OSError as exc:
-            raise BankError(f"{p}: cannot read ({exc.strerror or exc})") from None
-        except UnicodeDecodeError as exc:
-            raise BankError(f"{p}: not a UTF-8 text file ({exc})") from None
-        groups: dict = {}
-        order: list = []
-        anonymous = _new_case_id()
-        reader = csv.reader(io.StringIO(text), strict=True)
-        for lineno, row in _csv_rows(reader, p):
-            if not row or all(not c.strip() for c in row) or row[0].lstrip().startswith("#"):
-                continue
-            if lineno == 1 and row[0].strip().lower() in ("pdq", "hash", "signal", "pdq_hash"):
-                continue
-            where = f"{p}, line {lineno}"
-            hexs = row[0].strip()
-            try:
-                raw = bytes.fromhex(hexs) if len(hexs) == 64 else b""
-            except ValueError:
-                raw = b""
-            if len(raw) != PDQ_HASH_BYTES:
-                try:
-                    from_hex(hexs)  # for its precise message
-                except ValueError as exc:
-                    raise BankError(f"{where}: {exc}") from None
-                raise BankError(f"{where}: {hexs!r} is not 64 hex characters")
-            code = raw
-            quality = 100
-            if len(row) > 1 and row[1].strip():
-                field = row[1].strip()
-                if not (field.isascii() and field.isdigit()):
-                    raise BankError(f"{where}: quality {row[1]!r} is not an integer 0..100")
-                quality = int(field)
-                if not 0 <= quality <= 100:
-                    raise BankError(f"{where}: quality {quality} is outside 0..100")
-            if quality < PDQ_MIN_QUALITY and not allow:
-                raise BankError(f"{where}: quality {quality} is below {PDQ_MIN_QUALITY} (use allow_low_quality)")
-            cid = row[2].strip() if len(row) > 2 and row[2].strip() else anonymous
-            if not CASE_ID_PATTERN.match(cid):
-                raise BankError(f"{where}: case id {cid!r} must be 1-128 characters from A-Z a-z 0-9 _ . : -")
-            kind = row[3].strip() if len(row) > 3 and row[3].strip() else "image"
-            if kind not in MEDIA_KINDS:
-                raise BankError(f"{where}: kind {kind!r} must be one of {MEDIA_KINDS}")
-            item = 0
-            if len(row) > 4 and row[4].strip():
-                field = row[4].strip()
-                if not (field.isascii() and field.isdigit()):
-                    raise BankError(f"{where}: item {row[4]!r} is not an integer")
-                item = int(field)
-                if item < 0 or (item == 0) != (kind == "image"):
-                    raise BankError(f"{where}: item must be 0 for images and >= 1 for video frames")
-            elif kind == "video_frame":
-                item = 1
-            if len(row) > 5:
-                raise BankError(f"{where}: {len(row)} columns; expected at most 5 (pdq,quality,case_id,kind,item)")
-            if cid not in groups:
-                groups[cid] = ([], [], [], [])
-                order.append(cid)
-            groups[cid][0].append(code)
-            groups[cid][1].append(quality)
-            groups[cid][2].append(kind)
-            groups[cid][3].append(item)
-        if not order:
-            raise BankError(f"{p}: no hashes found")
+        order, groups = parse_hash_csv(p, allow_low_quality=allow)
         with self._lock:
             self._catch_up()
             base = self._begin_write()
@@ -870,43 +700,3 @@ class HashBank:
     def __len__(self) -> int:
         with self._lock:
             return int(self._db.execute("SELECT COUNT(*) FROM hashes").fetchone()[0])
-
-
-def _csv_rows(reader: Any, path: Path):
-    """(line number, row) pairs; malformed CSV (bad quoting, oversized fields) -> BankError."""
-    while True:
-        try:
-            row = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            raise BankError(f"{path}, line {reader.line_num}: malformed CSV ({exc}); nothing imported") from None
-        yield reader.line_num, row
-
-
-def _video_parts(video: Any) -> tuple:
-    """(frames (F,32) uint8, qualities (F,) int32, md5 str) of a VideoHash, a submission's
-    SubmittedVideo or a (frames, qualities[, md5]) tuple."""
-    if hasattr(video, "frames") and hasattr(video, "qualities"):
-        frames, qualities, md5 = video.frames, video.qualities, getattr(video, "md5", "") or ""
-    elif isinstance(video, (tuple, list)) and len(video) in (2, 3):
-        frames, qualities = video[0], video[1]
-        md5 = video[2] if len(video) == 3 else ""
-    else:
-        raise TypeError("a video must be a VideoHash, a SubmittedVideo or a (frames, qualities, md5) tuple")
-    h = as_hash_array(frames, name="video frames")
-    q = np.asarray(qualities, dtype=np.int32)
-    if q.shape != (h.shape[0],):
-        raise BankError(f"a video needs one quality per frame: {h.shape[0]} frames, {q.shape} qualities")
-    if h.shape[0] == 0:
-        raise BankError("a video needs at least one frame hash")
-    _, first = np.unique(h, axis=0, return_index=True)  # identical frames count once
-    first = np.sort(first)
-    return h[first], q[first], str(md5)
-
-
-def _unlink(p: Path) -> None:
-    try:
-        os.unlink(p)
-    except FileNotFoundError:
-        pass
