@@ -5,9 +5,14 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <climits>
+#include <cstdint>
+#include <cstring>
+#include <memory>
 #include <stdexcept>
 #include <string>
 
+#include "features_index.h"
 #include "hamming.h"
 #include "pdq.h"
 #include "simd.h"
@@ -116,8 +121,122 @@ py::array_t<float> dct16_py(py::array_t<float, py::array::c_style | py::array::f
 
 }  // namespace
 
+
+namespace {
+
+const uint8_t* u8_contig(const py::array& a, const char* name) {
+  if (!py::isinstance<py::array_t<uint8_t>>(a) || !(a.flags() & py::array::c_style))
+    throw std::invalid_argument(std::string(name) + " must be a C-contiguous uint8 array");
+  return static_cast<const uint8_t*>(a.data());
+}
+
+template <class T>
+const T* contig(const py::array& a, const char* name, const char* dtype) {
+  if (!py::isinstance<py::array_t<T>>(a) || !(a.flags() & py::array::c_style))
+    throw std::invalid_argument(std::string(name) + " must be a C-contiguous " + dtype + " array");
+  return static_cast<const T*>(a.data());
+}
+
+void check_records(const py::array& records, std::size_t n_images) {
+  u8_contig(records, "records");
+  if (static_cast<std::size_t>(records.nbytes()) != n_images * ncii::features::kSlots * ncii::features::kRecordBytes)
+    throw std::invalid_argument("records must hold 256 slots of 38 bytes per image");
+}
+
+void register_features(py::module_& m) {
+  namespace lf = ncii::features;
+  m.def(
+      "lf_build_tables",
+      [](const py::array& records, const py::array& counts, const py::array& positions) {
+        const auto* cnt = contig<uint16_t>(counts, "counts", "uint16");
+        const std::size_t n_images = static_cast<std::size_t>(counts.size());
+        check_records(records, n_images);
+        const auto* pos = contig<uint16_t>(positions, "bit_positions", "uint16");
+        if (positions.ndim() != 2) throw std::invalid_argument("bit_positions must be (tables, key_bits)");
+        const int nt = static_cast<int>(positions.shape(0)), kb = static_cast<int>(positions.shape(1));
+        auto tables = std::make_unique<lf::Tables>();
+        {
+          py::gil_scoped_release release;
+          lf::build_tables(static_cast<const uint8_t*>(records.data()), cnt, n_images, pos, nt, kb, *tables);
+        }
+        const py::ssize_t nb1 = (py::ssize_t{1} << kb) + 1, np_ = static_cast<py::ssize_t>(tables->n_postings);
+        py::array_t<uint32_t> off({static_cast<py::ssize_t>(nt), nb1});
+        py::array_t<uint32_t> post({static_cast<py::ssize_t>(nt), np_});
+        std::memcpy(off.mutable_data(), tables->offsets.data(), tables->offsets.size() * 4);
+        if (!tables->postings.empty())
+          std::memcpy(post.mutable_data(), tables->postings.data(), tables->postings.size() * 4);
+        return py::make_tuple(off, post);
+      },
+      py::arg("records"), py::arg("counts"), py::arg("bit_positions"),
+      "Bucket tables of a feature segment -> (offsets (L, 2**K + 1) uint32, postings (L, P) uint32 slots).");
+  m.def(
+      "lf_vote",
+      [](const py::array& desc, const py::array& angle, const py::array& octave, const py::array& records,
+         std::size_t n_images, const py::object& removed, const py::array& positions, const py::array& offsets,
+         const py::array& postings, int max_distance, int min_score, std::size_t top, std::size_t max_bucket,
+         int threads) {
+        lf::Query q;
+        q.desc = u8_contig(desc, "desc");
+        q.nq = desc.ndim() == 2 && desc.shape(1) == 32 ? static_cast<std::size_t>(desc.shape(0)) : SIZE_MAX;
+        if (q.nq == SIZE_MAX) throw std::invalid_argument("desc must be (n, 32)");
+        q.angle = u8_contig(angle, "angle");
+        q.octave = u8_contig(octave, "octave");
+        if (static_cast<std::size_t>(angle.size()) != q.nq || static_cast<std::size_t>(octave.size()) != q.nq)
+          throw std::invalid_argument("angle and octave need one entry per descriptor");
+        check_records(records, n_images);
+        const uint8_t* rm = nullptr;
+        py::array rm_arr;
+        if (!removed.is_none()) {
+          rm_arr = removed.cast<py::array>();
+          rm = u8_contig(rm_arr, "removed");
+          if (static_cast<std::size_t>(rm_arr.size()) != n_images)
+            throw std::invalid_argument("removed needs one byte per image");
+        }
+        const auto* pos = contig<uint16_t>(positions, "bit_positions", "uint16");
+        const auto* off = contig<uint32_t>(offsets, "offsets", "uint32");
+        const auto* post = contig<uint32_t>(postings, "postings", "uint32");
+        if (positions.ndim() != 2 || offsets.ndim() != 2 || postings.ndim() != 2)
+          throw std::invalid_argument("bit_positions, offsets and postings must be 2-D");
+        const int nt = static_cast<int>(positions.shape(0)), kb = static_cast<int>(positions.shape(1));
+        if (kb < 1 || kb > lf::kMaxKeyBits) throw std::invalid_argument("key_bits must be 1..30");
+        if (offsets.shape(0) != nt || postings.shape(0) != nt ||
+            offsets.shape(1) != (py::ssize_t{1} << kb) + 1)
+          throw std::invalid_argument("offsets/postings do not match bit_positions");
+        for (int i = 0; i < nt * kb; ++i)
+          if (pos[i] >= 256) throw std::invalid_argument("bit positions must be < 256");
+        lf::VoteParams params;
+        params.max_distance = max_distance;
+        params.min_score = std::max(1, min_score);
+        params.top = top;
+        params.max_bucket = max_bucket;
+        params.threads = ncii::hamming::resolve_threads(threads);
+        lf::Candidates c;
+        {
+          py::gil_scoped_release release;
+          c = lf::vote(q, static_cast<const uint8_t*>(records.data()), n_images, rm, pos, nt, kb, off, post,
+                       static_cast<std::size_t>(postings.shape(1)), params);
+        }
+        auto arr = [](const auto& v) {
+          using T = typename std::decay_t<decltype(v)>::value_type;
+          py::array_t<T> a(static_cast<py::ssize_t>(v.size()));
+          if (!v.empty()) std::memcpy(a.mutable_data(), v.data(), v.size() * sizeof(T));
+          return a;
+        };
+        return py::make_tuple(arr(c.image), arr(c.score), arr(c.votes), c.touched);
+      },
+      py::arg("desc"), py::arg("angle"), py::arg("octave"), py::arg("records"), py::arg("n_images"),
+      py::arg("removed"), py::arg("bit_positions"), py::arg("offsets"), py::arg("postings"),
+      py::arg("max_distance"), py::arg("min_score"), py::arg("top"), py::arg("max_bucket") = 0,
+      py::arg("threads") = 0,
+      "Candidate images of a feature segment -> (images int64, hough scores int32, votes int32, postings read). "
+      "Postings must come from lf_build_tables over the same records (checked by the caller).");
+}
+
+}  // namespace
+
 PYBIND11_MODULE(_core, m) {
   m.doc() = "ncii_hash C++ core (private; use the ncii_hash package)";
+  register_features(m);
 
   // ---- run-time SIMD dispatch ---------------------------------------------------------
   m.def("simd_level", [] { return std::string(ncii::simd_level_name(ncii::active_simd_level())); },

@@ -49,9 +49,14 @@ MAGIC = b"NCIILF"
 #: live at the same scale whatever the resolution, and the longer side is capped.
 WORK_AREA = 512 * 384
 WORK_SIDE = 1024
-#: Corners detected before suppression, and kept after it.
+#: Corners detected before suppression, and kept after it: banked sets hold MAX_FEATURES;
+#: a query keeps QUERY_FEATURES (more corners on the query side find a picture that fills
+#: only part of the upload -- a phone screenshot -- and are never stored).
 DETECT = 1500
 MAX_FEATURES = 256
+QUERY_FEATURES = 512
+#: The most features a serialized set may hold.
+MAX_SET_FEATURES = 1024
 #: FAST corner contrast threshold (grey levels).
 FAST_THRESHOLD = 8
 DESCRIPTOR_BYTES = 32
@@ -119,7 +124,7 @@ class FeatureSet:
         if version != FEATURE_VERSION:
             raise FeatureError(f"{source}: feature set version {version}; this ncii_hash reads "
                                f"version {FEATURE_VERSION} (re-extract the features)")
-        if not (1 <= width <= WORK_SIDE and 1 <= height <= WORK_SIDE) or count > MAX_FEATURES:
+        if not (1 <= width <= WORK_SIDE and 1 <= height <= WORK_SIDE) or count > MAX_SET_FEATURES:
             raise FeatureError(f"{source}: implausible feature set header "
                                f"({width}x{height}, {count} features)")
         body = data[_HEADER.size:]
@@ -186,8 +191,8 @@ def _suppress(pts: np.ndarray, response: np.ndarray, keep: int) -> np.ndarray:
 def extract_features(pixels: np.ndarray, *, max_features: int = MAX_FEATURES) -> FeatureSet:
     """The feature set of decoded pixels (``(H, W, 3)`` RGB or ``(H, W)`` grey uint8)."""
     cv2 = _cv2()
-    if not 1 <= max_features <= MAX_FEATURES:
-        raise ValueError(f"max_features must be 1..{MAX_FEATURES}, got {max_features}")
+    if not 1 <= max_features <= MAX_SET_FEATURES:
+        raise ValueError(f"max_features must be 1..{MAX_SET_FEATURES}, got {max_features}")
     if min(pixels.shape[:2]) < MIN_INPUT_SIDE:
         return FeatureSet.empty(*_frame_size(pixels.shape[1], pixels.shape[0]))
     grey = _grey_frame(pixels)
@@ -212,12 +217,13 @@ def extract_features(pixels: np.ndarray, *, max_features: int = MAX_FEATURES) ->
     return FeatureSet.from_bytes(fs.to_bytes())
 
 
-def image_features(source: ImageSource, *, max_pixels: Optional[int] = None) -> FeatureSet:
+def image_features(source: ImageSource, *, query: bool = False, max_pixels: Optional[int] = None) -> FeatureSet:
     """Decode an image (path, bytes, PIL image or array; EXIF orientation applied) and
-    return its feature set. Raises :class:`ImageError` for undecodable input."""
+    return its feature set: :data:`MAX_FEATURES` for a bank, :data:`QUERY_FEATURES` with
+    ``query=True``. Raises :class:`ImageError` for undecodable input."""
     pixels = load_pixels(source, max_pixels=max_pixels)
     try:
-        return extract_features(pixels)
+        return extract_features(pixels, max_features=QUERY_FEATURES if query else MAX_FEATURES)
     except ImageError:
         raise
     except Exception as exc:  # pragma: no cover - OpenCV failures are not expected
