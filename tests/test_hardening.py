@@ -151,7 +151,7 @@ def test_submission_writer_closes_its_file_when_chmod_fails(tmp_path, monkeypatc
         with pytest.raises(OSError):
             write_submission(tmp_path / "s.json", sub)
     monkeypatch.undo()
-    assert open_fds() == before
+    assert open_fds() <= before  # a leak would add 5; unrelated objects may close meanwhile
     assert os.listdir(tmp_path) == []
 
 

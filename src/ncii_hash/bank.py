@@ -39,6 +39,7 @@ import numpy as np
 
 from .atomicfile import atomic_private_file
 from .bank_csv import parse_hash_csv
+from .bank_features import FeatureBankMixin, feature_sets_of
 from .bank_schema import (  # noqa: F401  (re-exported: the bank's public records)
     CASE_ID_PATTERN,
     PathLike,
@@ -52,6 +53,7 @@ from .bank_schema import (  # noqa: F401  (re-exported: the bank's public record
     BankStats,
     CaseInfo,
     ChangeSet,
+    FeatureBankMatch,
     VideoBankMatch,
     _create_private_file,
     _new_case_id,
@@ -63,7 +65,7 @@ from .formats import Submission, parse_submission, read_submission
 from .hashes import PDQ_HASH_BYTES, PDQ_MATCH_THRESHOLD, PDQ_MIN_QUALITY, as_hash_array
 from .index import HashIndex
 
-class HashBank:
+class HashBank(FeatureBankMixin):
     """A durable bank of NCII hash cases (see module docs for the guarantees)."""
 
     def __init__(
@@ -315,8 +317,13 @@ class HashBank:
         videos: Iterable[Any] = (),
         allow_low_quality: Optional[bool] = None,
         case_id: Optional[str] = None,
+        features: Iterable[Any] = (),
     ) -> str:
         """Bank a new case; returns its (random, unguessable) case id.
+
+        ``features``: local feature sets (:func:`ncii_hash.image_features`, or their bytes)
+        of the case's images, matched by :meth:`match_features`. They reveal much more than
+        hashes (see :mod:`ncii_hash.features`): bank them only with the survivor's consent.
 
         ``hashes``/``qualities``: image hashes. ``videos``: each a ``VideoHash``, a
         submission's ``SubmittedVideo`` or a ``(frames, qualities, md5)`` tuple; its frames
@@ -342,6 +349,7 @@ class HashBank:
             video_rows.append((n, md5))
         if h.shape[0] == 0:
             raise BankError("a case needs at least one hash or video")
+        fsets = feature_sets_of(features)
         if case_id is not None and not CASE_ID_PATTERN.match(case_id):
             raise BankError(f"case id {case_id!r} must be 1-128 characters from A-Z a-z 0-9 _ . : -")
         with self._lock:
@@ -351,12 +359,15 @@ class HashBank:
             try:
                 if self._db.execute("SELECT 1 FROM cases WHERE case_id=?", (cid,)).fetchone():
                     raise BankError(f"case {cid} already exists")
-                ids = self._insert_case(cid, h, q, k, time.time(), base + 1, items, video_rows)
+                now = time.time()
+                ids = self._insert_case(cid, h, q, k, now, base + 1, items, video_rows)
+                fids = self._insert_features(cid, fsets, now)
                 self._commit_seq(base + 1)
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
             self._apply_own_write(base, base + 1, h, ids)
+            self._features_applied(base, base + 1, added=fids, sets=fsets)
             return cid
 
     def _apply_own_write(self, base: int, seq: int, h: np.ndarray, ids: Sequence[int]) -> None:
@@ -375,7 +386,8 @@ class HashBank:
             sub = parse_submission(dict(submission))
         else:
             sub = read_submission(submission)
-        return self.add_case(sub.hashes, sub.qualities, kind=list(sub.kinds), videos=sub.videos, **kwargs)
+        return self.add_case(sub.hashes, sub.qualities, kind=list(sub.kinds), videos=sub.videos,
+                             features=sub.features, **kwargs)
 
     def withdraw(self, case_id: str) -> int:
         """Withdraw a case: its hashes are deleted and never match again. Returns how many.
@@ -396,6 +408,7 @@ class HashBank:
                 now = time.time()
                 self._db.execute("DELETE FROM hashes WHERE case_id=?", (case_id,))
                 self._db.execute("DELETE FROM videos WHERE case_id=?", (case_id,))
+                fids = self._delete_features(case_id)
                 self._db.execute(
                     "UPDATE cases SET status='withdrawn', withdrawn_at=? WHERE case_id=?", (now, case_id)
                 )
@@ -408,6 +421,7 @@ class HashBank:
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
                 raise
+            self._features_applied(base, base + 1, removed=fids)
             if base == self._seq:
                 if ids:
                     self._index.remove(np.asarray(ids, dtype=np.int64))

@@ -14,7 +14,7 @@ import numpy as np
 
 from .hashes import PDQ_HASH_BYTES, as_hash_array
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 MEDIA_KINDS = ("image", "video_frame")
 CASE_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 EXPORT_HEADER = ["pdq", "quality", "case_id", "kind", "item"]
@@ -94,6 +94,13 @@ CREATE TABLE IF NOT EXISTS videos (
     md5 TEXT NOT NULL,
     PRIMARY KEY (case_id, item)
 );
+CREATE TABLE IF NOT EXISTS features (
+    feature_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    case_id TEXT NOT NULL REFERENCES cases(case_id),
+    data BLOB NOT NULL,
+    added_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS features_by_case ON features(case_id);
 CREATE TABLE IF NOT EXISTS changes (
     seq INTEGER PRIMARY KEY,
     case_id TEXT NOT NULL,
@@ -111,7 +118,25 @@ _MIGRATIONS = {
         "CREATE TABLE IF NOT EXISTS videos (case_id TEXT NOT NULL REFERENCES cases(case_id), "
         "item INTEGER NOT NULL, md5 TEXT NOT NULL, PRIMARY KEY (case_id, item))",
     ],
+    2: [  # v3: local feature sets (issue 8), one row per banked image that has one
+        "CREATE TABLE IF NOT EXISTS features (feature_id INTEGER PRIMARY KEY AUTOINCREMENT, "
+        "case_id TEXT NOT NULL REFERENCES cases(case_id), data BLOB NOT NULL, added_at REAL NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS features_by_case ON features(case_id)",
+    ],
 }
+
+
+@dataclass(frozen=True)
+class FeatureBankMatch:
+    """A banked image whose local features verify against a query image."""
+
+    query: int  #: index of the query in the batch
+    case_id: str
+    feature_id: int  #: the banked feature set's row
+    inliers: int  #: geometrically consistent correspondences
+    spread: float  #: share of the banked picture the correspondences cover
+    scale: float  #: query -> banked image scale of the fitted similarity
+    rotation_degrees: float
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,16 @@ Schema (JSON, UTF-8), version 1::
                  "video_frames": N_frames, "low_quality": N_low_quality_images}
     }
 
+Version 2 is version 1 plus, only when the survivor chose to share them, local feature sets
+(:mod:`ncii_hash.features`) of the images::
+
+      "local_features": {"notice": "<plain statement of what this is>",
+                         "sets": ["<base64 of FeatureSet.to_bytes()>", ...]},
+      "counts": {..., "feature_sets": N}
+
+Feature sets are not hashes: they can be turned back into a recognisable approximation of
+each picture. A submission without them is written as version 1, exactly as before.
+
 A submission holds hashes, their qualities, the media kind and counts -- never file names,
 paths, sizes, EXIF, file times or thumbnails -- and its items are shuffled so that their
 order says nothing about folder order. A video item carries the MD5 of the file (what
@@ -27,6 +37,8 @@ Readers reject unknown versions and fields.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import os
 import secrets
@@ -41,12 +53,21 @@ from .hashes import PDQ_MIN_QUALITY, as_hash_array, from_hex
 
 SUBMISSION_FORMAT = "ncii-hash-submission"
 SUBMISSION_VERSION = 1
+SUBMISSION_VERSION_FEATURES = 2
+FEATURES_NOTICE = (
+    "This submission contains local image features (keypoint positions and patch descriptors) of {n} "
+    "image(s). Unlike PDQ hashes they can be turned back into a recognisable approximation of each "
+    "picture; they were included because the person submitting chose to share them."
+)
 MEDIA_KINDS = ("image", "video")
 _ITEM_KEYS = {"kind", "pdq", "quality"}
 _VIDEO_KEYS = {"kind", "md5", "frames"}
 _FRAME_KEYS = {"pdq", "quality"}
 _MD5_DIGITS = frozenset("0123456789abcdef")
 _TOP_KEYS = {"format", "version", "algorithm", "items", "counts"}
+_TOP_KEYS_V2 = _TOP_KEYS | {"local_features"}
+#: Base64 text of one serialized feature set may not exceed this (1024 features of 38 bytes).
+_MAX_FEATURE_B64 = 4 * (16 + 1024 * 38) // 3 + 8
 
 
 class SubmissionError(ValueError):
@@ -66,6 +87,7 @@ class Submission:
     qualities: np.ndarray  #: int32 (N,)
     kinds: tuple  #: "image" per image hash
     videos: tuple = ()  #: SubmittedVideo items
+    features: tuple = ()  #: serialized FeatureSet bytes, only when the survivor opted in
 
     def __len__(self) -> int:
         return int(self.hashes.shape[0]) + len(self.videos)
@@ -89,13 +111,21 @@ class Submission:
         counts: dict = {"items": len(items), "image": int(self.hashes.shape[0]), "video": len(self.videos),
                         "video_frames": int(sum(v.frames.shape[0] for v in self.videos)),
                         "low_quality": int((self.qualities < PDQ_MIN_QUALITY).sum())}
-        return {
+        out = {
             "format": SUBMISSION_FORMAT,
             "version": SUBMISSION_VERSION,
             "algorithm": "pdq",
             "items": items,
             "counts": counts,
         }
+        if self.features:
+            sets = [base64.b64encode(bytes(f)).decode("ascii") for f in self.features]
+            if shuffle:
+                rng.shuffle(sets)
+            out["version"] = SUBMISSION_VERSION_FEATURES
+            out["local_features"] = {"notice": FEATURES_NOTICE.format(n=len(sets)), "sets": sets}
+            counts["feature_sets"] = len(sets)
+        return out
 
 
 def video_item(frames: Any, qualities: Iterable[int], md5: str = "") -> SubmittedVideo:
@@ -115,7 +145,7 @@ def video_item(frames: Any, qualities: Iterable[int], md5: str = "") -> Submitte
 
 
 def make_submission(hashes: Any, qualities: Iterable[int], kinds: Iterable[str] | None = None,
-                    videos: Iterable[SubmittedVideo] = ()) -> Submission:
+                    videos: Iterable[SubmittedVideo] = (), features: Iterable[Any] = ()) -> Submission:
     h = as_hash_array(hashes)
     q = np.asarray(list(qualities), dtype=np.int32)
     if q.shape != (h.shape[0],):
@@ -125,7 +155,41 @@ def make_submission(hashes: Any, qualities: Iterable[int], kinds: Iterable[str] 
     k = tuple(kinds) if kinds is not None else ("image",) * h.shape[0]
     if len(k) != h.shape[0] or any(x != "image" for x in k):
         raise ValueError("kinds must be 'image' for every hash (videos go in videos=)")
-    return Submission(hashes=h, qualities=q, kinds=k, videos=tuple(videos))
+    return Submission(hashes=h, qualities=q, kinds=k, videos=tuple(videos),
+                      features=tuple(_feature_bytes(f) for f in features))
+
+
+def _feature_bytes(f: Any) -> bytes:
+    from .features import FeatureSet
+
+    if isinstance(f, FeatureSet):
+        return f.to_bytes()
+    if isinstance(f, (bytes, bytearray, memoryview)):
+        data = bytes(f)
+        FeatureSet.from_bytes(data)  # validates
+        return data
+    raise TypeError(f"features must be FeatureSet objects or their bytes, got {type(f).__name__}")
+
+
+def _parse_features(obj: Any) -> tuple:
+    from .features import FeatureError, FeatureSet
+
+    if not isinstance(obj, dict) or set(obj) != {"notice", "sets"}:
+        raise SubmissionError("'local_features' must be an object with 'notice' and 'sets'")
+    if not isinstance(obj["notice"], str) or not isinstance(obj["sets"], list):
+        raise SubmissionError("'local_features': 'notice' must be text and 'sets' a list")
+    out = []
+    for i, text in enumerate(obj["sets"]):
+        if not isinstance(text, str) or len(text) > _MAX_FEATURE_B64:
+            raise SubmissionError(f"local feature set {i} must be base64 text of at most {_MAX_FEATURE_B64} characters")
+        try:
+            data = base64.b64decode(text.encode("ascii"), validate=True)
+            FeatureSet.from_bytes(data, source=f"local feature set {i}")
+        except (binascii.Error, UnicodeEncodeError, ValueError) as exc:
+            reason = str(exc) if isinstance(exc, FeatureError) else "not valid base64"
+            raise SubmissionError(f"local feature set {i}: {reason}") from None
+        out.append(data)
+    return tuple(out)
 
 
 def parse_submission(obj: Any) -> Submission:
@@ -134,9 +198,11 @@ def parse_submission(obj: Any) -> Submission:
         raise SubmissionError("a submission must be a JSON object")
     if obj.get("format") != SUBMISSION_FORMAT:
         raise SubmissionError(f"not an ncii-hash submission (format is {obj.get('format')!r})")
-    if type(obj.get("version")) is not int or obj.get("version") != SUBMISSION_VERSION:  # not true, not 1.0
-        raise SubmissionError(f"unsupported submission version {obj.get('version')!r} (this reader knows {SUBMISSION_VERSION})")
-    extra = set(obj) - _TOP_KEYS
+    version = obj.get("version")
+    if type(version) is not int or version not in (SUBMISSION_VERSION, SUBMISSION_VERSION_FEATURES):  # not true, not 1.0
+        raise SubmissionError(f"unsupported submission version {version!r} (this reader knows "
+                              f"{SUBMISSION_VERSION} and {SUBMISSION_VERSION_FEATURES})")
+    extra = set(obj) - (_TOP_KEYS_V2 if version == SUBMISSION_VERSION_FEATURES else _TOP_KEYS)
     if extra:
         raise SubmissionError(f"unexpected fields {sorted(extra)}: a submission carries hashes and counts only")
     if obj.get("algorithm") != "pdq":
@@ -167,7 +233,9 @@ def parse_submission(obj: Any) -> Submission:
     counts = obj.get("counts")
     if not isinstance(counts, dict) or type(counts.get("items")) is not int or counts["items"] != len(items):
         raise SubmissionError("'counts.items' does not match the number of items")
-    return Submission(hashes=hashes, qualities=np.asarray(quals, np.int32), kinds=tuple(kinds), videos=tuple(videos))
+    features = _parse_features(obj["local_features"]) if "local_features" in obj else ()
+    return Submission(hashes=hashes, qualities=np.asarray(quals, np.int32), kinds=tuple(kinds), videos=tuple(videos),
+                      features=features)
 
 
 def _quality_field(obj: dict, where: str) -> int:
