@@ -109,3 +109,31 @@ def test_bad_feature_submissions_are_rejected(photo, mutate, message):
     mutate(d)
     with pytest.raises(SubmissionError, match=message):
         parse_submission(d)
+
+
+def test_cli_survivor_opt_in_and_two_stage_match(tmp_path, photo):
+    import json
+    import subprocess
+    import sys
+
+    def run(*a):
+        return subprocess.run([sys.executable, "-m", "ncii_hash", *a], capture_output=True, text=True, cwd=tmp_path)
+
+    Image.fromarray(_edited(photo)).save(tmp_path / "upload.jpg", quality=85)
+    r = run("hash", str(PHOTO), "--features")
+    assert r.returncode == 2 and "use it with -o" in r.stderr
+    r = run("hash", str(PHOTO), "-o", "plain.json")
+    assert "local_features" not in json.loads((tmp_path / "plain.json").read_text())
+    r = run("hash", str(PHOTO), "-o", "sub.json", "--features")
+    assert r.returncode == 0 and "recognisable approximation" in r.stderr
+    assert "ALSO contains local features of 1 image" in run("show", "sub.json").stdout
+    assert run("bank", "init", "b.db").returncode == 0
+    cid = run("bank", "add", "b.db", "sub.json").stdout.strip()
+    r = run("match", "b.db", "upload.jpg", "--json")
+    rec = json.loads(r.stdout)[0]
+    assert rec["status"] == "match" and rec["matches"][0]["case_id"] == cid
+    assert rec["matches"][0]["via"] == "local features"
+    r = run("match", "b.db", "upload.jpg", "--json", "--no-features")
+    assert json.loads(r.stdout)[0]["status"] == "no match"
+    run("bank", "withdraw", "b.db", cid)
+    assert json.loads(run("match", "b.db", "upload.jpg", "--json").stdout)[0]["status"] == "no match"

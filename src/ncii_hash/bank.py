@@ -617,7 +617,7 @@ class HashBank(FeatureBankMixin):
             size = sum(p.stat().st_size for p in [self.path, Path(str(self.path) + "-wal")] if p.exists())
             return BankStats(cases=c[0], active_cases=c[1] or 0, withdrawn_cases=c[2] or 0, hashes=n,
                              change_seq=self._seq, file_bytes=size, index_entries=len(self._index),
-                             index_source=self.index_source)
+                             index_source=self.index_source, feature_sets=self.feature_count())
 
     def verify(self) -> None:
         """Check that the index and the table agree exactly; raises AssertionError if not."""

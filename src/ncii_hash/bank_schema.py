@@ -56,6 +56,7 @@ class BankStats:
     file_bytes: int
     index_entries: int
     index_source: str  #: "snapshot", "rebuilt" or "empty"
+    feature_sets: int = 0  #: banked local feature sets (issue 8)
 
 
 @dataclass(frozen=True)

@@ -131,6 +131,8 @@ class Progress:
 
 
 def cmd_hash(args: argparse.Namespace) -> int:
+    if args.features and not args.output:
+        raise UsageError("--features only changes the submission file: use it with -o FILE")
     if args.output:
         folder = Path(args.output).resolve().parent
         if not folder.is_dir():
@@ -186,19 +188,46 @@ def cmd_hash(args: argparse.Namespace) -> int:
     if args.output:
         ok = batch.ok
         items = [video_item(vh.frames, vh.qualities, vh.md5) for _, vh, _ in videos if vh is not None]
-        sub = make_submission(batch.hashes[ok], batch.qualities[ok], videos=items)
+        fsets = _survivor_features([f for i, f in enumerate(files) if ok[i]]) if args.features else []
+        sub = make_submission(batch.hashes[ok], batch.qualities[ok], videos=items, features=fsets)
         if len(sub) == 0:
             raise UsageError("nothing could be hashed; no submission written")
         try:
             write_submission(args.output, sub)
         except OSError as exc:
             raise UsageError(f"cannot write the submission to {shown(args.output)}: {exc.strerror or exc}") from None
-        print(f"ncii-hash: wrote {len(sub)} items to {args.output} (hashes only: no file names or metadata)",
+        what = ("hashes and the local features you chose to include" if sub.features
+                else "hashes only")
+        print(f"ncii-hash: wrote {len(sub)} items to {args.output} ({what}: no file names or metadata)",
               file=sys.stderr)
     if failed:
         print(f"ncii-hash: {failed} of {len(inputs)} files could not be hashed", file=sys.stderr)
         return EXIT_SOME_FAILED
     return EXIT_OK
+
+
+FEATURES_WARNING = (
+    "ncii-hash: --features: the submission will also hold local features of each image (corner positions\n"
+    "  and patch descriptors). Unlike hashes, these can be turned back into a recognisable approximation\n"
+    "  of the picture. They let platforms catch cropped, rotated or screenshotted copies. Share them only\n"
+    "  if you accept that trade-off."
+)
+
+
+def _survivor_features(files: list) -> list:
+    if not files:
+        return []
+    try:
+        from .features import image_features
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise UsageError(str(exc)) from None
+    print(FEATURES_WARNING, file=sys.stderr)
+    out = []
+    for f in files:
+        fs = image_features(str(f))
+        if fs.usable:
+            out.append(fs)
+    return out
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -211,6 +240,10 @@ def cmd_show(args: argparse.Namespace) -> int:
     print("It contains, for each image: the 256-bit PDQ hash and its quality (0-100);")
     print("for each video: the MD5 of the file and the PDQ hashes of sampled frames (duplicates removed,")
     print("shuffled: no frame numbers, times or duration).")
+    if sub.features:
+        print(f"It ALSO contains local features of {len(sub.features)} image(s): corner positions and patch")
+        print("descriptors. Unlike hashes, these can be turned back into a recognisable approximation of")
+        print("each picture; they are there because the person who made this file chose to include them.")
     print("It does NOT contain: images, video frames, thumbnails, file names, folder paths, file sizes,")
     print("dates, camera or GPS (EXIF) data, or the order the files were in (items are shuffled).")
     if low:
@@ -289,9 +322,14 @@ def cmd_match(args: argparse.Namespace) -> int:
             best = per_image.setdefault(owners[m.query], {})
             if m.hash_id not in best or m.distance < best[m.hash_id].distance:
                 best[m.hash_id] = m
+        feature_hits = _feature_stage(bank, images, [i for i in ok if i not in per_image], args)
         for i in ok:
             ms = sorted(per_image.get(i, {}).values(), key=lambda m: (m.distance, m.hash_id))
-            records.append(_record(str(images[i]), ms, quality=int(batch.qualities[i])))
+            rec = _record(str(images[i]), ms, quality=int(batch.qualities[i]))
+            if i in feature_hits:
+                rec["status"] = "match"
+                rec["matches"] = feature_hits[i]
+            records.append(rec)
         for i, err in sorted(batch.errors.items()):
             failed += 1
             records.append({"path": str(images[i]), "status": "error", "reason": err.reason, "matches": []})
@@ -325,6 +363,12 @@ def cmd_match(args: argparse.Namespace) -> int:
                 best = r["matches"][0]
                 print(f"MATCH     {shown(r['path'])}: case {best['case_id']} video {best['item']},"
                       f" {best['query_pct']:.0f}% of its frames found")
+            elif r["matches"] and r["matches"][0].get("via") == "local features":
+                best = r["matches"][0]
+                more = f" (+{len(r['matches']) - 1} more)" if len(r["matches"]) > 1 else ""
+                print(f"MATCH     {shown(r['path'])}: case {best['case_id']} by local features"
+                      f" ({best['inliers']} points agree, rotated {best['rotation_degrees']:+.0f} deg,"
+                      f" scale {best['scale']:.2f}){more}")
             elif r["matches"]:
                 best = r["matches"][0]
                 more = f" (+{len(r['matches']) - 1} more)" if len(r["matches"]) > 1 else ""
@@ -333,9 +377,40 @@ def cmd_match(args: argparse.Namespace) -> int:
             else:
                 print(f"no match  {shown(r['path'])}")
     n_match = sum(1 for r in records if r["status"] == "match")
-    print(f"ncii-hash: {n_match} of {len(records)} inputs match the bank (distance <= {args.radius})", file=sys.stderr)
+    rule = f"PDQ distance <= {args.radius}"
+    if getattr(args, "_features_used", False):
+        rule += ", or local features verified"
+    print(f"ncii-hash: {n_match} of {len(records)} inputs match the bank ({rule})", file=sys.stderr)
     bank.close()
     return EXIT_SOME_FAILED if failed else EXIT_OK
+
+
+def _feature_stage(bank, images: list, missed: list, args: argparse.Namespace) -> dict:
+    """Second stage: images PDQ did not match, searched by local features when the bank holds
+    feature sets (crops, rotations, banners, screenshots). {image index: match dicts}."""
+    if not args.features or not missed or bank.feature_count() == 0:
+        return {}
+    try:
+        from .features import image_features
+        from .imageio import ImageError
+    except ImportError:  # pragma: no cover - OpenCV missing
+        print("ncii-hash: the bank holds local features but OpenCV is not installed "
+              "(pip install 'ncii-hash[features]'); PDQ only", file=sys.stderr)
+        return {}
+    args._features_used = True
+    queries, owners = [], []
+    for i in missed:
+        try:
+            queries.append(image_features(str(images[i]), query=True))
+            owners.append(i)
+        except (ImageError, OSError):  # already reported by the PDQ stage if it failed there
+            continue
+    out: dict = {}
+    for m in bank.match_features(queries, threads=args.threads):
+        out.setdefault(owners[m.query], []).append(
+            {"case_id": m.case_id, "feature_id": m.feature_id, "via": "local features", "inliers": m.inliers,
+             "spread": m.spread, "scale": m.scale, "rotation_degrees": m.rotation_degrees})
+    return out
 
 
 def _record(path: str, matches: list, **extra) -> dict:
@@ -381,7 +456,7 @@ def cmd_bank(args: argparse.Namespace) -> int:
                         n = bank.withdraw(cid)
                     except KeyError:
                         raise UsageError(f"no case {cid!r} in {args.bank}") from None
-                    print(f"withdrew {cid}: {n} hash(es) deleted; it will not match again")
+                    print(f"withdrew {cid}: {n} hash(es) and its feature sets deleted; it will not match again")
             elif action == "export":
                 n = bank.export(args.output)
                 print(f"wrote {n} hashes to {args.output}", file=sys.stderr)
@@ -413,6 +488,9 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("-o", "--output", help="write a submission file (hashes and qualities only)")
     h.add_argument("--format", choices=["table", "json", "csv"], default="table")
     h.add_argument("--dihedral", action="store_true", help="also print the 8 rotated/flipped hashes")
+    h.add_argument("--features", action="store_true",
+                   help="with -o: also include local features, which catch cropped/rotated/screenshotted copies "
+                        "but can be turned back into a rough picture (opt-in; see docs/privacy-features.md)")
     h.add_argument("--threads", type=int, default=0, help="threads (0 = all cores)")
     h.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     h.add_argument("--seconds-per-hash", type=float, default=1.0,
@@ -433,6 +511,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="do not search rotated/mirrored versions of images")
     m.add_argument("--no-trim-borders", dest="trim_borders", action="store_false",
                    help="do not also search the content inside uniform borders (letterboxes, pads)")
+    m.add_argument("--no-features", dest="features", action="store_false",
+                   help="do not search images PDQ missed by local features (used when the bank holds feature sets)")
     m.add_argument("--json", action="store_true", help="one JSON record per input (path, status, matches)")
     m.add_argument("--threads", type=int, default=0)
     m.add_argument("-q", "--quiet", action="store_true")
