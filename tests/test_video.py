@@ -17,6 +17,7 @@ import pytest
 
 import ncii_hash
 from ncii_hash import video as V
+from ncii_hash import video_worker as W
 from ncii_hash.video import VideoError, VideoHash, hash_video, match_video
 
 HERE = Path(__file__).resolve().parent
@@ -453,19 +454,23 @@ def test_invalid_options(bundled_copy, kwargs):
         hash_video(bundled_copy, **kwargs)
 
 
+def _job_options() -> "V.Options":
+    return V.Options(seconds_per_hash=1.0, max_frames=10, max_duration=10.0, max_pixels=10, threads=1, timeout=None)
+
+
 def test_hanging_decoder_is_killed(bundled_copy):
     collected = []
-    with pytest.raises(VideoError, match="no progress"):
-        V._run_in_subprocess(str(bundled_copy), V._Options(1.0, 10, 10.0, 10, 1, None), lambda k, p: collected.append(k),
-                             timeout=None, stall_timeout=1.0, worker="_worker_hang_for_tests")
+    with pytest.raises(W.WorkerFailed, match="no progress"):
+        W.run_in_worker(str(bundled_copy), "mp4/mov", _job_options(), lambda k, p: collected.append(k),
+                        timeout=None, stall_timeout=1.0, job="hang-for-tests")
     # The fake worker got as far as its first message before hanging: it really ran.
     assert collected == ["meta"]
 
 
-def test_crashing_decoder_becomes_video_error(bundled_copy):
-    with pytest.raises(VideoError, match="decoder process died .signal"):
-        V._run_in_subprocess(str(bundled_copy), V._Options(1.0, 10, 10.0, 10, 1, None), lambda k, p: None,
-                             timeout=None, stall_timeout=60.0, worker="_worker_crash_for_tests")
+def test_crashing_decoder_becomes_worker_failure(bundled_copy):
+    with pytest.raises(W.WorkerFailed, match="decoder process died .signal"):
+        W.run_in_worker(str(bundled_copy), "mp4/mov", _job_options(), lambda k, p: None,
+                        timeout=None, stall_timeout=60.0, job="crash-for-tests")
 
 
 def test_total_timeout(cv2, bundled_copy):
@@ -473,15 +478,15 @@ def test_total_timeout(cv2, bundled_copy):
         hash_video(bundled_copy, timeout=1e-3)
 
 
-def test_missing_opencv_names_the_extra(bundled_copy, monkeypatch):
+@pytest.mark.parametrize("in_process", [True, False], ids=["in-process", "worker"])
+def test_missing_decoders_name_the_extra(bundled_copy, monkeypatch, in_process):
     monkeypatch.setitem(sys.modules, "cv2", None)  # makes `import cv2` raise ImportError
+    monkeypatch.setitem(sys.modules, "av", None)
     with pytest.raises(ImportError, match=r"ncii-hash\[video\]"):
-        hash_video(bundled_copy, in_process=True)
-    with pytest.raises(ImportError, match=r"ncii-hash\[video\]"):
-        hash_video(bundled_copy)
+        hash_video(bundled_copy, in_process=in_process)
 
 
-def test_importing_ncii_hash_does_not_import_opencv():
-    code = "import sys, ncii_hash; ncii_hash.hash_video; print('cv2' in sys.modules)"
+def test_importing_ncii_hash_does_not_import_a_decoder():
+    code = "import sys, ncii_hash; ncii_hash.hash_video; print('cv2' in sys.modules, 'av' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
-    assert out.stdout.strip() == "False"
+    assert out.stdout.strip() == "False False"
