@@ -14,6 +14,9 @@ from .borders import (
     pdq_hash_border_robust,
     trim_borders,
 )
+# features.py imports OpenCV only when features are extracted (the optional `features` extra).
+from .feature_index import FeatureHit, FeatureIndex
+from .features import FeatureError, FeatureSet, GeometricMatch, extract_features, image_features, verify
 from .hashes import (
     PDQ_HASH_BITS,
     PDQ_HASH_BYTES,
@@ -89,6 +92,14 @@ __all__ = [
     "VideoMatch",
     "hash_video",
     "match_video",
+    "FeatureError",
+    "FeatureHit",
+    "FeatureIndex",
+    "FeatureSet",
+    "GeometricMatch",
+    "extract_features",
+    "image_features",
+    "verify",
     "ShardedIndex",
     "ShardUnavailableError",
     "BackfillReport",
