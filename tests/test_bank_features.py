@@ -137,3 +137,34 @@ def test_cli_survivor_opt_in_and_two_stage_match(tmp_path, photo):
     assert json.loads(r.stdout)[0]["status"] == "no match"
     run("bank", "withdraw", "b.db", cid)
     assert json.loads(run("match", "b.db", "upload.jpg", "--json").stdout)[0]["status"] == "no match"
+
+
+def test_feature_snapshot_saved_reused_and_dropped_on_withdrawal(tmp_path, photo):
+    path = tmp_path / "b.db"
+    bank = HashBank(path)
+    cid = bank.add_case(np.zeros((1, 32), np.uint8), [90], features=[F.extract_features(np.asarray(photo))])
+    keep = bank.add_case(np.ones((1, 32), np.uint8), [90], features=[F.image_features(OTHER)])
+    q = F.extract_features(_edited(photo), max_features=F.QUERY_FEATURES)
+    assert [m.case_id for m in bank.match_features(q)] == [cid]
+    bank.close()
+    snaps = sorted(p.name for p in tmp_path.iterdir() if ".fidx." in p.name)
+    assert snaps == ["b.db.fidx.2"]
+    with HashBank(path) as b2:
+        assert [m.case_id for m in b2.match_features(q)] == [cid]
+        assert b2.feature_index_source == "snapshot"
+        # a write by another process after the snapshot is caught up from the table
+        with HashBank(path) as writer:
+            extra = writer.add_case(np.full((1, 32), 7, np.uint8), [90], features=[F.extract_features(np.asarray(photo))])
+        assert {m.case_id for m in b2.match_features(q)} == {cid, extra}
+        b2.withdraw(cid)
+        assert not any(".fidx." in p.name for p in tmp_path.iterdir())  # holds the withdrawn set
+        assert [m.case_id for m in b2.match_features(q)] == [extra]
+    # damaged snapshot: refused, rebuilt from the table
+    snap = next(p for p in tmp_path.iterdir() if ".fidx." in p.name)
+    data = bytearray(snap.read_bytes())
+    data[200] ^= 0xFF
+    snap.write_bytes(bytes(data))
+    with HashBank(path) as b3:
+        assert [m.case_id for m in b3.match_features(q)] == [extra]
+        assert b3.feature_index_source == "table"
+        assert [m.case_id for m in b3.match_features(F.image_features(OTHER, query=True))] == [keep]

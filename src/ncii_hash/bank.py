@@ -247,6 +247,7 @@ class HashBank(FeatureBankMixin):
             return path
 
     def _drop_snapshots(self) -> None:
+        self._drop_feature_snapshots()
         for p in self._snapshots():
             _unlink(p)
         # Temp files a crash during save_snapshot may have left behind hold hashes too.
@@ -699,6 +700,7 @@ class HashBank(FeatureBankMixin):
             if save_snapshot and self._snapshot_enabled:
                 try:
                     self.save_snapshot()
+                    self.save_feature_snapshot()
                 except OSError:
                     pass
             self._checkpoint()

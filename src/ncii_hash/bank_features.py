@@ -1,8 +1,10 @@
 """HashBank's local-feature side (issue #8): feature sets stored per case, matched through a
 :class:`~ncii_hash.feature_index.FeatureIndex` derived from the table.
 
-The ``features`` table is the truth. The index is built on the first feature match (not at
-open: banks without feature sets pay nothing), then kept in step: own writes are applied
+The ``features`` table is the truth. The index is loaded on the first feature match (not at
+open: banks without feature sets pay nothing) from the newest snapshot file
+``<bank>.fidx.<seq>`` not ahead of the bank (memory-mapped, checksummed; saved on close), or
+built from the table, then kept in step: own writes are applied
 directly, other processes' writes are found by comparing the table's row ids with the
 index's whenever the bank's change sequence has moved. Every hit is re-checked against the
 table, so a withdrawn case's feature set can never be reported.
@@ -10,7 +12,8 @@ table, so a withdrawn case's feature set can never be reported.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+from pathlib import Path
+from typing import Any, Iterable, Optional, Sequence
 
 import numpy as np
 
@@ -43,6 +46,7 @@ class FeatureBankMixin:
     _lock: Any
     _feature_index: Any = None
     _features_seq: int = -1
+    feature_index_source: str = "not loaded"  #: "snapshot", "table" or "not loaded"
 
     def _insert_features(self, case_id: str, sets: Sequence[FeatureSet], now: float) -> list[int]:
         ids = []
@@ -69,6 +73,52 @@ class FeatureBankMixin:
             self._feature_index.add(added, list(sets))
         self._features_seq = seq
 
+    # ---- snapshots (derived data; withdrawal deletes them all) ------------------------------
+
+    def _feature_snapshots(self) -> list[tuple[int, Path]]:
+        path: Path = self.path  # type: ignore[attr-defined]
+        prefix = path.name + ".fidx."
+        return sorted(((int(p.name[len(prefix):]), p) for p in path.parent.iterdir()
+                       if p.name.startswith(prefix) and p.name[len(prefix):].isdigit()), reverse=True)
+
+    def _drop_feature_snapshots(self) -> None:
+        path: Path = self.path  # type: ignore[attr-defined]
+        for _, p in self._feature_snapshots():
+            p.unlink(missing_ok=True)
+        for p in path.parent.glob(f".{path.name}.fidx.*.tmp"):
+            p.unlink(missing_ok=True)
+
+    def save_feature_snapshot(self) -> Optional[Path]:
+        """Save the feature index next to the bank (only if it was loaded and is current)."""
+        with self._lock:
+            if self._feature_index is None or not self._snapshot_enabled:  # type: ignore[attr-defined]
+                return None
+            self._sync_features()
+            path: Path = self.path  # type: ignore[attr-defined]
+            target = path.with_name(f"{path.name}.fidx.{self._features_seq}")
+            if not target.exists():
+                self._feature_index.save(target)
+            for _, old in self._feature_snapshots():
+                if old != target:
+                    old.unlink(missing_ok=True)
+            return target
+
+    def _load_feature_snapshot(self, seq: int) -> None:
+        from .feature_index import FeatureIndex
+
+        if not self._snapshot_enabled:  # type: ignore[attr-defined]
+            return
+        for s, snap in self._feature_snapshots():
+            if s > seq:
+                continue
+            try:
+                self._feature_index = FeatureIndex.load(snap, mmap=True)
+            except (ValueError, OSError):
+                continue  # damaged or foreign: an older one, else the table
+            self._features_seq = s
+            self.feature_index_source = "snapshot"
+            return
+
     def _sync_features(self) -> None:
         from .feature_index import FeatureIndex
 
@@ -76,7 +126,10 @@ class FeatureBankMixin:
         if self._feature_index is not None and self._features_seq == seq:
             return
         if self._feature_index is None:
+            self._load_feature_snapshot(seq)
+        if self._feature_index is None:
             self._feature_index = FeatureIndex()
+            self.feature_index_source = "table"
             have: set[int] = set()
         else:
             have = set(self._feature_index_ids)
