@@ -168,3 +168,18 @@ def test_feature_snapshot_saved_reused_and_dropped_on_withdrawal(tmp_path, photo
         assert [m.case_id for m in b3.match_features(q)] == [extra]
         assert b3.feature_index_source == "table"
         assert [m.case_id for m in b3.match_features(F.image_features(OTHER, query=True))] == [keep]
+
+
+def test_match_image_two_stages(tmp_path, photo):
+    bank = HashBank(tmp_path / "b.db")
+    r = pdq_hash(np.asarray(photo))
+    cid = bank.add_case([r.hash], [r.quality], features=[F.extract_features(np.asarray(photo))])
+    # a mirrored JPEG copy: PDQ (dihedral) catches it, features are not needed
+    mirrored = np.ascontiguousarray(np.asarray(photo)[:, ::-1])
+    got = bank.match_image(mirrored)
+    assert [(m.case_id, m.via) for m in got] == [(cid, "pdq")] and got[0].distance <= 31
+    # a cropped and rotated copy: only the local features find it
+    got = bank.match_image(_edited(photo))
+    assert [(m.case_id, m.via) for m in got] == [(cid, "local features")] and got[0].inliers >= F.MIN_INLIERS
+    assert bank.match_image(_edited(photo), features=False) == []
+    assert bank.match_image(OTHER) == []

@@ -54,6 +54,7 @@ from .bank_schema import (  # noqa: F401  (re-exported: the bank's public record
     CaseInfo,
     ChangeSet,
     FeatureBankMatch,
+    ImageBankMatch,
     VideoBankMatch,
     _create_private_file,
     _new_case_id,

@@ -128,6 +128,18 @@ _MIGRATIONS = {
 
 
 @dataclass(frozen=True)
+class ImageBankMatch:
+    """A case an image matches, and by which stage: ``"pdq"`` (its hash, any of the 8
+    orientations, or the content inside a uniform border, within the radius) or
+    ``"local features"`` (geometrically verified; only tried when PDQ found nothing)."""
+
+    case_id: str
+    via: str
+    distance: Optional[int] = None  #: PDQ bits (via "pdq")
+    inliers: Optional[int] = None  #: verified correspondences (via "local features")
+
+
+@dataclass(frozen=True)
 class FeatureBankMatch:
     """A banked image whose local features verify against a query image."""
 
