@@ -146,6 +146,25 @@ void check_records(const py::array& records, std::size_t n_images) {
 void register_features(py::module_& m) {
   namespace lf = ncii::features;
   m.def(
+      "lf_anms",
+      [](const py::array& xy, const py::array& response, std::size_t keep) {
+        const auto* p = contig<float>(xy, "xy", "float32");
+        const auto* r = contig<float>(response, "response", "float32");
+        const std::size_t n = static_cast<std::size_t>(response.size());
+        if (xy.ndim() != 2 || xy.shape(1) != 2 || static_cast<std::size_t>(xy.shape(0)) != n)
+          throw std::invalid_argument("xy must be (n, 2) with one response per point");
+        std::vector<int64_t> out;
+        {
+          py::gil_scoped_release release;
+          out = lf::anms(p, r, n, keep);
+        }
+        py::array_t<int64_t> a(static_cast<py::ssize_t>(out.size()));
+        if (!out.empty()) std::memcpy(a.mutable_data(), out.data(), out.size() * 8);
+        return a;
+      },
+      py::arg("xy"), py::arg("response"), py::arg("keep"),
+      "Adaptive non-maximal suppression over points in decreasing response order -> kept indices.");
+  m.def(
       "lf_build_tables",
       [](const py::array& records, const py::array& counts, const py::array& positions) {
         const auto* cnt = contig<uint16_t>(counts, "counts", "uint16");

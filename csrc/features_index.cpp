@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 #include <stdexcept>
 #include <thread>
 
@@ -219,6 +220,27 @@ Candidates vote(const Query& q, const uint8_t* records, std::size_t n_images, co
     out.votes.push_back(plain[scored[i].second]);
   }
   return out;
+}
+
+std::vector<int64_t> anms(const float* xy, const float* response, std::size_t n, std::size_t keep) {
+  std::vector<float> radius(n, std::numeric_limits<float>::infinity());
+  for (std::size_t i = 1; i < n; ++i) {
+    const float xi = xy[2 * i], yi = xy[2 * i + 1], ri = response[i];
+    float best = std::numeric_limits<float>::infinity();
+    for (std::size_t j = 0; j < i; ++j) {
+      if (!(response[j] * 0.9f > ri)) continue;
+      const float dx = xi - xy[2 * j], dy = yi - xy[2 * j + 1];
+      const float dx2 = dx * dx, dy2 = dy * dy;
+      const float d2 = dx2 + dy2;
+      if (d2 < best) best = d2;
+    }
+    radius[i] = best;
+  }
+  std::vector<int64_t> order(n);
+  for (std::size_t i = 0; i < n; ++i) order[i] = static_cast<int64_t>(i);
+  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return radius[a] > radius[b]; });
+  order.resize(std::min(keep, n));
+  return order;
 }
 
 }  // namespace ncii::features

@@ -69,4 +69,10 @@ Candidates vote(const Query& q, const uint8_t* records, std::size_t n_images, co
                 const uint16_t* bit_positions, int n_tables, int key_bits, const uint32_t* offsets,
                 const uint32_t* postings, std::size_t n_postings, const VoteParams& params);
 
+// Adaptive non-maximal suppression. `xy` (n, 2) and `response` (n,) are in decreasing
+// response order; radius[i] = min squared distance to an earlier point j with
+// response[j] * 0.9f > response[i] (infinity if none). Returns the `keep` indices of largest
+// radius, ties in index order. float32 arithmetic throughout.
+std::vector<int64_t> anms(const float* xy, const float* response, std::size_t n, std::size_t keep);
+
 }  // namespace ncii::features

@@ -157,3 +157,32 @@ def test_image_features_reads_files_and_reports_bad_ones(tmp_path):
     from ncii_hash import ImageError
     with pytest.raises(ImageError):
         F.image_features(bad)
+
+
+def _anms_numpy(pts, response, keep):
+    """Straightforward float32 ANMS: the oracle for the C++ one."""
+    order = np.argsort(-response, kind="stable")
+    p = pts[order].astype(np.float32)
+    r = response[order].astype(np.float32)
+    n = len(p)
+    radius = np.full(n, np.inf, dtype=np.float32)
+    for i in range(1, n):
+        stronger = r[:i] * np.float32(0.9) > r[i]
+        if stronger.any():
+            d = p[:i][stronger] - p[i]
+            radius[i] = (d[:, 0] * d[:, 0] + d[:, 1] * d[:, 1]).min()
+    return order[np.argsort(-radius, kind="stable")[:keep]]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_anms_equals_numpy_oracle(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(0, 400))
+    pts = (rng.random((n, 2)) * 500).astype(np.float32)
+    if seed == 1 and n:
+        pts[: n // 2] = pts[0]  # coincident points
+    resp = rng.random(n).astype(np.float32)
+    if seed == 2:
+        resp = np.round(resp * 4).astype(np.float32)  # many ties
+    keep = int(rng.integers(1, 300))
+    np.testing.assert_array_equal(F._suppress(pts, resp, keep), _anms_numpy(pts, resp, keep))

@@ -169,22 +169,11 @@ def _frame_size(w: int, h: int) -> tuple[int, int]:
 
 def _suppress(pts: np.ndarray, response: np.ndarray, keep: int) -> np.ndarray:
     """Adaptive non-maximal suppression: for each corner the distance to the nearest corner
-    that is clearly stronger (response > own / 0.9); keep the ``keep`` largest. Returns
-    indices, strongest-radius first."""
-    n = len(pts)
-    if n <= keep:
-        return np.argsort(-response, kind="stable")
+    that is clearly stronger (response > own / 0.9); keep the ``keep`` largest (C++ core).
+    Returns indices into ``pts``, largest radius first."""
     order = np.argsort(-response, kind="stable")
-    p = pts[order].astype(np.float32)
-    r = response[order]
-    radius = np.full(n, np.inf, dtype=np.float32)
-    for start in range(1, n, 512):
-        stop = min(n, start + 512)
-        d2 = ((p[start:stop, None, :] - p[None, :stop, :]) ** 2).sum(-1)
-        stronger = r[None, :stop] * 0.9 > r[start:stop, None]
-        d2 = np.where(stronger, d2, np.inf)
-        radius[start:stop] = d2.min(axis=1)
-    chosen = np.argsort(-radius, kind="stable")[:keep]
+    chosen = _core.lf_anms(np.ascontiguousarray(pts[order], dtype=np.float32),
+                           np.ascontiguousarray(response[order], dtype=np.float32), keep)
     return order[chosen]
 
 
