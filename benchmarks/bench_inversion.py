@@ -88,9 +88,11 @@ def retrieval_ranks(rebuilt: np.ndarray, originals: np.ndarray) -> np.ndarray:
     """Rank (1 = best) of original i among all originals by correlation with rebuilt i.
     Both (N, D); ties share their mean rank (a constant guess ranks (N + 1) / 2)."""
     def unit(x):
-        x = x - x.mean(1, keepdims=True)
+        x = np.asarray(x, np.float64)
+        flat = np.ptp(x, axis=1, keepdims=True) <= 1e-3  # as in pearson: no layout, no vote
+        x = np.where(flat, 0.0, x - x.mean(1, keepdims=True))
         n = np.linalg.norm(x, axis=1, keepdims=True)
-        return np.divide(x, n, out=np.zeros_like(x), where=n > 1e-9)
+        return np.divide(x, n, out=np.zeros_like(x), where=n > 0)
     c = unit(rebuilt) @ unit(originals).T
     true = np.diag(c)[:, None]
     return 1.0 + (c > true).sum(1) + ((c == true).sum(1) - 1) / 2.0

@@ -95,6 +95,8 @@ def test_retrieval_ranks_and_pearson():
     assert bi.retrieval_ranks(originals.copy(), originals).tolist() == [1, 1, 1, 1, 1]
     # a constant guess ties with every candidate: the middle rank
     assert bi.retrieval_ranks(np.ones((5, 16)), originals).tolist() == [3, 3, 3, 3, 3]
+    almost_flat = 115.2 + rng.normal(scale=1e-6, size=(5, 16))  # float noise of a resized constant
+    assert bi.retrieval_ranks(almost_flat, originals).tolist() == [3, 3, 3, 3, 3]
     # rebuilt i looks like original i+1: the truth is never first
     assert (bi.retrieval_ranks(np.roll(originals, -1, axis=0), originals) > 1).all()
     assert bi.pearson(np.ones(9), np.arange(9)) == 0.0
