@@ -80,7 +80,7 @@ def _cv2() -> Any:
         import cv2
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ImportError(
-            "local features need OpenCV: pip install 'ncii-hash[video]' (opencv-python-headless)"
+            "local features need OpenCV: pip install 'ncii-hash[features]' (opencv-python-headless)"
         ) from exc
     return cv2
 
