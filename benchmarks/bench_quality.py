@@ -22,8 +22,13 @@ Metrics, per hasher (distances are bit counts; thresholds inclusive):
   rate is still zero ("zero-FP threshold") with recall per edit there;
 * ROC curves: recall over all edits vs the distinct-pair false-match rate, per hasher.
 
-Output: ``quality.json`` (harness schema; results under ``config.results``), ``quality.md``
-(the tables), ``quality_roc.png``, ``quality_distinct_hist.png``, ``quality_recall.png``.
+The local-feature stage of issue #8 (``features`` alone and ``pdq+dihedral+borders | features``)
+is scored on the same originals and edited copies by ``benchmarks/quality_features.py``.
+
+Output: ``quality.json`` (harness schema; results under ``config.results`` and
+``config.features``), ``quality.md`` (the tables), ``quality_roc.png``,
+``quality_distinct_hist.png``, ``quality_recall.png``, ``quality_features_inliers.png`` and the
+raw verifications ``quality_features_pairs.npz``.
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ from ncii_hash.borders import pdq_hash_border_robust
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks import datasets, harness  # noqa: E402
+from benchmarks import datasets, harness, quality_features  # noqa: E402
 from benchmarks.edits import EDITS  # noqa: E402
 
 NAME = "quality"
@@ -222,6 +227,7 @@ def run(ctx: harness.Context) -> None:
                       target_precision=TARGET_PRECISION,
                       photo_max_side=None if ctx.quick else BENCH_MAX_SIDE)
 
+    stage = quality_features.FeatureStage(ctx, edit_names)
     t0 = time.perf_counter()
     bank = {h.name: [] for h in hashers}
     for px in pixels:
@@ -233,12 +239,16 @@ def run(ctx: harness.Context) -> None:
     for i, px in enumerate(pixels):
         for k, v in hash_all(hashers, px).items():
             qrys_orig[k].append(v[0])
+        if stage.enabled:
+            stage.add_original(px)
         im = Image.fromarray(px)
         for j, name in enumerate(edit_names):
             rng = np.random.default_rng([ctx.seed, i, j])
             edited = np.asarray(EDITS[name][1](im, rng).convert("RGB"))
             for k, v in hash_all(hashers, edited).items():
                 queries[k].append(v[0])
+            if stage.wants(name):
+                stage.add_edited(len(src), edited)
             src.append(i)
             edit_of.append(name)
         if (i + 1) % 25 == 0:
@@ -253,6 +263,14 @@ def run(ctx: harness.Context) -> None:
         results[domain] = evaluate(ctx, hashers, bank, qrys_orig, queries, np.array(src), edit_of,
                                    groups, keep)
     ctx.config["results"] = results
+    try:  # the local-feature stage (issue 8) on the same originals and edited copies
+        ctx.config["features"] = quality_features.evaluate(
+            ctx, stage, bank[quality_features.PDQ_STAGE], qrys_orig[quality_features.PDQ_STAGE],
+            queries[quality_features.PDQ_STAGE], src, edit_of, groups, domains, ids,
+            pdq_threshold=nh.PDQ_MATCH_THRESHOLD,
+            bootstrap=lambda hit, dk: bootstrap_fpr(np.where(hit, 0, 1), dk, 0, rounds=BOOTSTRAP_ROUNDS, seed=ctx.seed))
+    finally:
+        stage.close()
     main_domain = "photo" if "photo" in results else next(iter(results))
     write_report(ctx, hashers, results, main_domain, edit_names)
 
@@ -352,7 +370,8 @@ def markdown(ctx, hashers, results, domain, edit_names) -> str:
 def write_report(ctx, hashers, results, domain, edit_names) -> None:
     md = [f"# Matching quality ({ctx.mode} run)", "", f"Command: `{ctx.command}`", ""]
     for d in results:
-        md += [f"## {d}", "", markdown(ctx, hashers, results, d, edit_names)]
+        md += [f"## {d}", "", markdown(ctx, hashers, results, d, edit_names),
+               quality_features.markdown(ctx, ctx.config.get("features"), d)]
     ctx.out.mkdir(parents=True, exist_ok=True)
     (ctx.out / "quality.md").write_text("\n".join(md))
     ctx.note(f"tables in {ctx.out / 'quality.md'}")
@@ -364,6 +383,7 @@ def write_report(ctx, hashers, results, domain, edit_names) -> None:
     ctx.check("identity-like edits (jpeg_q90) recalled at d <= 31", pdq["recall_nominal"]["jpeg_q90"] >= 0.99,
               recall=pdq["recall_nominal"]["jpeg_q90"])
     plots(ctx, hashers, results[domain], edit_names)
+    quality_features.report(ctx, ctx.config.get("features"), domain)
 
 
 def plots(ctx, hashers, res, edit_names) -> None:

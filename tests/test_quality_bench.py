@@ -143,3 +143,72 @@ def test_quick_run_writes_json_tables_and_plots(tmp_path):
     assert json.loads((tmp_path / "quality.json").read_text())["benchmark"] == "quality"
     for png in ("quality_roc.png", "quality_distinct_hist.png", "quality_recall.png"):
         assert (tmp_path / png).is_file()
+    feats = result["config"]["features"]
+    if feats is None:  # OpenCV missing: the stage is skipped with a note
+        assert any("local-feature stage skipped" in n for n in result["notes"])
+        return
+    fr = feats["domains"]["photo"]
+    assert set(fr["per_edit"]) == set(qf.QUICK_EDITS)
+    for e, x in fr["per_edit"].items():  # an OR of two matchers never recalls less than PDQ
+        assert x["pdq"] <= x["two_stage"] and x["features"] <= x["two_stage"]
+    assert fr["distinct_pairs"] == 30 and sum(fr["distinct"]["histogram"]) == 30
+    assert fr["distinct"]["margin"] == feats["decision_rule"]["min_inliers"] - fr["distinct"]["max_inliers"]
+    assert feats["bytes_per_image"]["max"] <= 14 + 38 * 256  # header + 256 records
+    probe = fr["distinct"]["near_pair_probe"]
+    assert probe and all(x["edited_copies"] == len(qf.QUICK_EDITS) for x in probe)
+    assert "### Local features (issue 8): photo" in (tmp_path / "quality.md").read_text()
+    assert (tmp_path / "quality_features_inliers.png").is_file()
+
+
+# --------------------------------------------------------------------------------------------
+# the local-feature stage (benchmarks/quality_features.py)
+
+from benchmarks import quality_features as qf  # noqa: E402
+
+
+def test_other_group_sample_never_draws_the_own_group():
+    groups = ["a", "a", "b", "c", "c", "d"]
+    qgroups = ["a", "c", "d", "b"]
+    sample = qf.other_group_sample(groups, qgroups, 3, seed=5)
+    for q, s in zip(qgroups, sample):
+        assert len(s) == 3 and len(set(s.tolist())) == 3
+        assert all(groups[j] != q for j in s)
+    # fewer others than asked for: all of them, once each
+    assert sorted(qf.other_group_sample(groups, ["c"], 10, seed=5)[0].tolist()) == [0, 1, 2, 5]
+    assert [s.tolist() for s in qf.other_group_sample(groups, qgroups, 3, seed=5)] == [s.tolist() for s in sample]
+
+
+def test_decide_is_verifys_rule():
+    from ncii_hash import features
+    inl = np.array([features.MIN_INLIERS - 1, features.MIN_INLIERS, features.MIN_INLIERS, 200])
+    spread = np.array([0.9, features.MIN_SPREAD, features.MIN_SPREAD - 1e-3, 0.5])
+    assert qf.decide(inl, spread, features.MIN_INLIERS, features.MIN_SPREAD).tolist() == [False, True, False, True]
+
+
+def test_target_status_needs_every_edit_and_no_false_match():
+    recall = {e: 1.0 for es in qf.TARGETS.values() for e in es}
+    rows = qf.target_status(recall, no_false_match=True, clear_margin=True)
+    assert all(r["met"] for r in rows)
+    recall["rotate_-5"] = 0.94  # one edit of a group below 95% misses the group
+    rows = {r["target"]: r["met"] for r in qf.target_status(recall, no_false_match=True, clear_margin=True)}
+    assert rows["±5° rotations"] is False and rows["10% crops"] is True
+    assert not any(r["met"] for r in qf.target_status(recall, no_false_match=False, clear_margin=True))
+    del recall["crop_centre_10"]  # not measured (quick mode) is neither met nor missed
+    rows = {r["target"]: r["met"] for r in qf.target_status(recall, no_false_match=True, clear_margin=True)}
+    assert rows["10% crops"] is None
+
+
+def test_threshold_sweep_counts_on_a_toy_set():
+    true_inl = np.array([50, 30, 10, 45])
+    true_spread = np.array([0.5, 0.5, 0.5, 0.01])
+    true_pdq = np.array([False, False, True, False])
+    edit_of = ["rotate_+5", "rotate_+5", "rotate_-5", "rotate_-5"]
+    rows = {(r["min_inliers"], r["min_spread"]): r for r in qf.threshold_sweep(
+        true_inl, true_spread, true_pdq, edit_of, np.array([5, 20, 35]), np.array([0.2, 0.2, 0.01]),
+        np.array([12]), np.array([0.5]))}
+    r = rows[(40, 0.06)]
+    assert r["distinct_false_matches"] == 0 and r["sample_false_matches"] == 0
+    assert r["two_stage_min_target_recall"] == 0.5  # +5: 50 yes, 30 no; -5: PDQ yes, spread 0.01 no
+    r = rows[(20, 0.0)]
+    assert r["distinct_false_matches"] == 2 and r["two_stage_min_target_recall"] == 1.0
+    assert rows[(12, 0.0)]["sample_false_matches"] == 1
