@@ -72,7 +72,7 @@ class FeatureStage:
 
             from ncii_hash import features
         except ImportError as exc:
-            ctx.note(f"local-feature stage skipped: {exc} (pip install 'ncii-hash[video]')")
+            ctx.note(f"local-feature stage skipped: {exc} (pip install 'ncii-hash[features]')")
             self.edits: tuple[str, ...] = ()
             return
         self.features, self._cv2 = features, cv2
