@@ -161,3 +161,51 @@ def test_save_load_round_trip_and_damage(tmp_path, index, photos):
 
 def test_unusable_query_finds_nothing(index):
     assert index.search(F.FeatureSet.empty()) == []
+
+
+def _segment_arrays(sets: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """records (n, 256, 38), counts, frames of feature sets, built from their serialized bytes."""
+    records = np.zeros((len(sets), F.MAX_FEATURES, 38), np.uint8)
+    for i, fs in enumerate(sets):
+        records[i, : len(fs)] = np.frombuffer(fs.to_bytes()[14:], np.uint8).reshape(len(fs), 38)
+    counts = np.array([len(fs) for fs in sets], np.uint16)
+    frames = np.array([(fs.width, fs.height) for fs in sets], np.uint16)
+    return records, counts, frames
+
+
+def test_from_arrays_equals_add_and_saves_without_copying(tmp_path, photos):
+    rng = np.random.default_rng(9)
+    sets = [_noise_set(rng) for _ in range(30)] + [F.extract_features(np.asarray(p)) for p in photos]
+    ids = np.arange(500, 500 + len(sets), dtype=np.int64)
+    records, counts, frames = _segment_arrays(sets)
+    mm = np.lib.format.open_memmap(tmp_path / "records.npy", mode="w+", dtype=np.uint8, shape=records.shape)
+    mm[:] = records
+    bulk = FeatureIndex.from_arrays(mm, counts, frames, ids)
+    added = FeatureIndex()
+    added.add(ids, sets)
+    assert len(bulk) == len(sets) and bulk.get(505).to_bytes() == sets[5].to_bytes()
+    q = F.extract_features(np.asarray(_crop_rotate(photos[0])), max_features=F.QUERY_FEATURES)
+    want = [(h.id, h.score, h.votes, h.inliers) for h in added.search(q)]
+    assert want and want[0][0] == 530
+    assert [(h.id, h.score, h.votes, h.inliers) for h in bulk.search(q)] == want
+    bulk.save(tmp_path / "bulk.idx")
+    assert bulk._segments[0].records is mm  # an already compact index is saved as it is
+    back = FeatureIndex.load(tmp_path / "bulk.idx")
+    assert [(h.id, h.score, h.votes, h.inliers) for h in back.search(q)] == want
+
+
+def test_from_arrays_checks_its_input():
+    rng = np.random.default_rng(10)
+    records, counts, frames = _segment_arrays([_noise_set(rng) for _ in range(3)])
+    ids = np.array([1, 2, 3], np.int64)
+    assert len(FeatureIndex.from_arrays(records[:0], counts[:0], frames[:0], ids[:0])) == 0
+    with pytest.raises(ValueError, match="duplicate"):
+        FeatureIndex.from_arrays(records, counts, frames, np.array([1, 1, 3], np.int64))
+    with pytest.raises(ValueError, match="counts must be"):
+        FeatureIndex.from_arrays(records, counts.astype(np.int32), frames, ids)
+    with pytest.raises(ValueError, match="do not fit"):
+        FeatureIndex.from_arrays(records[:2], counts, frames, ids)
+    with pytest.raises(ValueError, match="exceeds"):
+        FeatureIndex.from_arrays(records, np.array([1, 2, 300], np.uint16), frames, ids)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        FeatureIndex.from_arrays(np.asfortranarray(records), counts, frames, ids)

@@ -205,8 +205,43 @@ class FeatureIndex:
     def compact(self) -> None:
         """Merge every segment into one and drop removed images' records."""
         with self._lock:
-            if self._segments:
-                self._segments = [_merge(self._segments)]
+            segs = self._segments
+            if len(segs) == 1 and segs[0].live == len(segs[0].ids):
+                return  # already compact: no copy (a bulk-built segment may be a large memmap)
+            if segs:
+                self._segments = [_merge(segs)]
+
+    @classmethod
+    def from_arrays(cls, records: np.ndarray, counts: np.ndarray, frames: np.ndarray,
+                    ids: np.ndarray) -> "FeatureIndex":
+        """An index over feature sets already laid out as one segment, for bulk loads of
+        millions of images without :class:`FeatureSet` objects: ``records`` uint8
+        ``(n, 256, 38)`` (image i's serialized feature records in its first ``counts[i]``
+        slots, zeros after), ``counts`` uint16 ``(n,)``, ``frames`` uint16 ``(n, 2)`` (width,
+        height) and distinct int64 ``ids``. The arrays are used as they are, not copied (a
+        ``numpy.memmap`` of records stays on disk); the bucket tables are built here."""
+        arrays = {"records": records, "counts": counts, "frames": frames, "ids": ids}
+        for name, a in arrays.items():
+            dtype, ndim = _SPEC[name]
+            if not isinstance(a, np.ndarray) or a.dtype != dtype or a.ndim != ndim or not a.flags.c_contiguous:
+                raise ValueError(f"from_arrays: {name} must be a C-contiguous {np.dtype(dtype).name} "
+                                 f"array with {ndim} dimensions")
+        n = len(ids)
+        if (records.shape != (n, MAX_FEATURES, _RECORD.itemsize) or counts.shape != (n,)
+                or frames.shape != (n, 2)):
+            raise ValueError(f"from_arrays: shapes records {records.shape}, counts {counts.shape}, frames "
+                             f"{frames.shape} do not fit {n} ids (records must be (n, {MAX_FEATURES}, "
+                             f"{_RECORD.itemsize}))")
+        if n and int(counts.max()) > MAX_FEATURES:
+            raise ValueError(f"from_arrays: a count exceeds {MAX_FEATURES} features")
+        if n and not (frames >= 1).all():
+            raise ValueError("from_arrays: frame sizes must be at least 1x1")
+        if len(np.unique(ids)) != n:
+            raise ValueError("from_arrays: duplicate ids")
+        index = cls()
+        if n:
+            index._segments.append(_Segment(records, counts, frames, ids))
+        return index
 
     # ---- search -------------------------------------------------------------------------
 
