@@ -81,8 +81,9 @@ class FeatureStage:
         cv2.setNumThreads(1)
         wanted = QUICK_EDITS if ctx.quick else tuple(edit_names)
         self.edits = tuple(e for e in edit_names if e in wanted)
-        self.originals: list = []
-        self.queries: list = []
+        self.originals: list = []  #: bank-side sets (MAX_FEATURES)
+        self.original_queries: list = []  #: the originals as queries (query_features), for distinct pairs
+        self.queries: list = []  #: edited copies as queries (lists of sets, query_features)
         self.query_index: list[int] = []  #: positions in bench_quality's list of edited copies
         self.extract_s: list[float] = []
 
@@ -93,17 +94,20 @@ class FeatureStage:
     def wants(self, edit_name: str) -> bool:
         return edit_name in self.edits
 
-    def _extract(self, pixels: np.ndarray):
+    def _extract(self, pixels: np.ndarray, *, query: bool):
+        """A banked set, or (``query=True``) the list of sets a query is searched with."""
         t0 = time.perf_counter()
-        fs = self.features.extract_features(pixels)
+        F = self.features
+        fs = F.query_features(pixels) if query else F.extract_features(pixels)
         self.extract_s.append(time.perf_counter() - t0)
         return fs
 
     def add_original(self, pixels: np.ndarray) -> None:
-        self.originals.append(self._extract(pixels))
+        self.originals.append(self._extract(pixels, query=False))
+        self.original_queries.append(self._extract(pixels, query=True))
 
     def add_edited(self, position: int, pixels: np.ndarray) -> None:
-        self.queries.append(self._extract(pixels))
+        self.queries.append(self._extract(pixels, query=True))
         self.query_index.append(position)
 
     def close(self) -> None:
@@ -113,6 +117,13 @@ class FeatureStage:
 
 # --------------------------------------------------------------------------------------------
 # pure helpers (tested in tests/test_quality_bench.py)
+
+
+def verify_any(F, query_sets: Sequence, banked):
+    """A query matches if any of its sets verifies (``features.query_features``): the
+    matching verification with most inliers, else the one with most inliers."""
+    results = [F.verify(q, banked) for q in query_sets]
+    return max(results, key=lambda r: (r.is_match, r.inliers))
 
 
 def other_group_sample(groups: Sequence[str], query_groups: Sequence[str], k: int, seed: int
@@ -201,7 +212,7 @@ def evaluate(ctx, stage: FeatureStage, pdq_bank, pdq_orig_queries, pdq_queries, 
     d_spread = np.zeros((n, n), np.float32)
     for i in range(n):
         for j in np.flatnonzero(distinct[i]):
-            r = F.verify(feats[i], feats[j])
+            r = verify_any(F, stage.original_queries[i], feats[j])
             d_inl[i, j], d_spread[i, j] = r.inliers, r.spread
     distinct_s = time.perf_counter() - t0
     d_pdq = np.array([[_pdq_min(pdq_orig_queries[i], pdq_bank[j]) for j in range(n)] for i in range(n)])
@@ -220,11 +231,11 @@ def evaluate(ctx, stage: FeatureStage, pdq_bank, pdq_orig_queries, pdq_queries, 
     o_spread = np.zeros((m, OTHER_SAMPLE), np.float32)
     o_pdq = np.zeros((m, OTHER_SAMPLE), bool)
     for k in range(m):
-        r = F.verify(qfeats[k], feats[qsrc[k]])
+        r = verify_any(F, qfeats[k], feats[qsrc[k]])
         t_inl[k], t_spread[k] = r.inliers, r.spread
         t_pdq[k] = _pdq_min(pdq_queries[qpos[k]], pdq_bank[qsrc[k]]) <= pdq_threshold
         for c, j in enumerate(others[k]):
-            r = F.verify(qfeats[k], feats[j])
+            r = verify_any(F, qfeats[k], feats[j])
             o_inl[k, c], o_spread[k, c] = r.inliers, r.spread
             o_pdq[k, c] = _pdq_min(pdq_queries[qpos[k]], pdq_bank[j]) <= pdq_threshold
         if (k + 1) % 1000 == 0:
@@ -264,7 +275,7 @@ def evaluate(ctx, stage: FeatureStage, pdq_bank, pdq_orig_queries, pdq_queries, 
         out["domains"][domain] = _summarise(
             ctx, F, ids, groups, qk, dk, qsrc, qedit, t_inl, t_spread, t_pdq, d_inl, d_spread,
             d_pdq <= pdq_threshold, o_inl, o_spread, o_pdq, o_valid, others, bootstrap,
-            lambda k, j: F.verify(qfeats[k], feats[j]))
+            lambda k, j: verify_any(F, qfeats[k], feats[j]))
     all_d = d_inl[distinct]
     out["all_domains_max_distinct_inliers"] = int(all_d.max()) if all_d.size else 0
     return out

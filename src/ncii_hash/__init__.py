@@ -16,7 +16,8 @@ from .borders import (
 )
 # features.py imports OpenCV only when features are extracted (the optional `features` extra).
 from .feature_index import FeatureHit, FeatureIndex
-from .features import FeatureError, FeatureSet, GeometricMatch, extract_features, image_features, verify
+from .features import (FeatureError, FeatureSet, GeometricMatch, extract_features, image_features,
+                       query_features, verify)
 from .hashes import (
     PDQ_HASH_BITS,
     PDQ_HASH_BYTES,
@@ -99,6 +100,7 @@ __all__ = [
     "GeometricMatch",
     "extract_features",
     "image_features",
+    "query_features",
     "verify",
     "ShardedIndex",
     "ShardUnavailableError",

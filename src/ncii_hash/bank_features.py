@@ -200,10 +200,10 @@ class FeatureBankMixin:
             return [ImageBankMatch(c, "pdq", distance=d) for c, d in sorted(best.items(), key=lambda t: (t[1], t[0]))]
         if not features or self.feature_count() == 0:
             return []
-        from .features import QUERY_FEATURES, extract_features
+        from .features import query_features
 
         found: dict[str, int] = {}
-        for m in self.match_features([extract_features(pixels, max_features=QUERY_FEATURES)], threads=threads):
+        for m in self.match_features(query_features(pixels), threads=threads):
             found[m.case_id] = max(found.get(m.case_id, 0), m.inliers)
         return [ImageBankMatch(c, "local features", inliers=n)
                 for c, n in sorted(found.items(), key=lambda t: (-t[1], t[0]))]

@@ -391,8 +391,8 @@ def _feature_stage(bank, images: list, missed: list, args: argparse.Namespace) -
     if not args.features or not missed or bank.feature_count() == 0:
         return {}
     try:
-        from .features import image_features
-        from .imageio import ImageError
+        from .features import query_features
+        from .imageio import ImageError, load_pixels
     except ImportError:  # pragma: no cover - OpenCV missing
         print("ncii-hash: the bank holds local features but OpenCV is not installed "
               "(pip install 'ncii-hash[features]'); PDQ only", file=sys.stderr)
@@ -401,13 +401,19 @@ def _feature_stage(bank, images: list, missed: list, args: argparse.Namespace) -
     queries, owners = [], []
     for i in missed:
         try:
-            queries.append(image_features(str(images[i]), query=True))
-            owners.append(i)
+            sets = query_features(load_pixels(str(images[i])))
         except (ImageError, OSError):  # already reported by the PDQ stage if it failed there
             continue
-    out: dict = {}
+        queries += sets
+        owners += [i] * len(sets)
+    best: dict = {}  # (image, feature set id) -> the verification with most inliers
     for m in bank.match_features(queries, threads=args.threads):
-        out.setdefault(owners[m.query], []).append(
+        key = (owners[m.query], m.feature_id)
+        if key not in best or m.inliers > best[key].inliers:
+            best[key] = m
+    out: dict = {}
+    for (i, _), m in sorted(best.items(), key=lambda t: (t[0][0], -t[1].inliers, t[0][1])):
+        out.setdefault(i, []).append(
             {"case_id": m.case_id, "feature_id": m.feature_id, "via": "local features", "inliers": m.inliers,
              "spread": m.spread, "scale": m.scale, "rotation_degrees": m.rotation_degrees})
     return out

@@ -55,6 +55,10 @@ WORK_SIDE = 1024
 DETECT = 1500
 MAX_FEATURES = 256
 QUERY_FEATURES = 512
+#: A query is described twice: in the bank's frame and in one of twice the area. The second
+#: meets pictures that fill only part of the upload (a phone screenshot shows the photo at
+#: about 0.6 of its size) at the bank's scale; the first serves everything else.
+QUERY_AREAS = (1.0, 2.0)
 #: The most features a serialized set may hold.
 MAX_SET_FEATURES = 1024
 #: FAST corner contrast threshold (grey levels).
@@ -146,22 +150,22 @@ class FeatureSet:
                    np.zeros(0, np.uint8), np.zeros((0, DESCRIPTOR_BYTES), np.uint8))
 
 
-def _grey_frame(pixels: np.ndarray) -> np.ndarray:
+def _grey_frame(pixels: np.ndarray, area: float = 1.0) -> np.ndarray:
     cv2 = _cv2()
     if pixels.ndim == 3:
         grey = cv2.cvtColor(np.ascontiguousarray(pixels[:, :, :3]), cv2.COLOR_RGB2GRAY)
     else:
         grey = np.ascontiguousarray(pixels)
     h, w = grey.shape
-    size = _frame_size(w, h)
+    size = _frame_size(w, h, area)
     if size != (w, h):
         grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA if size[0] < w else cv2.INTER_LINEAR)
     return grey
 
 
-def _frame_size(w: int, h: int) -> tuple[int, int]:
-    """(width, height) of the work frame for a ``w`` x ``h`` image."""
-    scale = min(float(np.sqrt(WORK_AREA / (h * w))), WORK_SIDE / max(h, w))
+def _frame_size(w: int, h: int, area: float = 1.0) -> tuple[int, int]:
+    """(width, height) of the work frame for a ``w`` x ``h`` image (``area`` x WORK_AREA)."""
+    scale = min(float(np.sqrt(area * WORK_AREA / (h * w))), WORK_SIDE / max(h, w))
     if abs(scale - 1.0) <= 1e-3:
         return w, h
     return max(1, min(WORK_SIDE, round(w * scale))), max(1, min(WORK_SIDE, round(h * scale)))
@@ -177,14 +181,17 @@ def _suppress(pts: np.ndarray, response: np.ndarray, keep: int) -> np.ndarray:
     return order[chosen]
 
 
-def extract_features(pixels: np.ndarray, *, max_features: int = MAX_FEATURES) -> FeatureSet:
-    """The feature set of decoded pixels (``(H, W, 3)`` RGB or ``(H, W)`` grey uint8)."""
+def extract_features(pixels: np.ndarray, *, max_features: int = MAX_FEATURES, area: float = 1.0) -> FeatureSet:
+    """The feature set of decoded pixels (``(H, W, 3)`` RGB or ``(H, W)`` grey uint8), in a
+    frame of ``area`` times the bank's work area (1 for banked sets)."""
     cv2 = _cv2()
     if not 1 <= max_features <= MAX_SET_FEATURES:
         raise ValueError(f"max_features must be 1..{MAX_SET_FEATURES}, got {max_features}")
+    if not 0.25 <= area <= 4.0:
+        raise ValueError(f"area must be within 0.25..4, got {area}")
     if min(pixels.shape[:2]) < MIN_INPUT_SIDE:
-        return FeatureSet.empty(*_frame_size(pixels.shape[1], pixels.shape[0]))
-    grey = _grey_frame(pixels)
+        return FeatureSet.empty(*_frame_size(pixels.shape[1], pixels.shape[0], area))
+    grey = _grey_frame(pixels, area)
     h, w = grey.shape
     orb = cv2.ORB_create(nfeatures=DETECT, scaleFactor=1.2, nlevels=8, edgeThreshold=31,
                          firstLevel=0, WTA_K=2, patchSize=31, fastThreshold=FAST_THRESHOLD)
@@ -206,10 +213,17 @@ def extract_features(pixels: np.ndarray, *, max_features: int = MAX_FEATURES) ->
     return FeatureSet.from_bytes(fs.to_bytes())
 
 
+def query_features(pixels: np.ndarray) -> list[FeatureSet]:
+    """The sets a query image is searched with: :data:`QUERY_FEATURES` corners in each frame
+    of :data:`QUERY_AREAS`. A banked image matches the query if it verifies against any."""
+    return [extract_features(pixels, max_features=QUERY_FEATURES, area=a) for a in QUERY_AREAS]
+
+
 def image_features(source: ImageSource, *, query: bool = False, max_pixels: Optional[int] = None) -> FeatureSet:
     """Decode an image (path, bytes, PIL image or array; EXIF orientation applied) and
     return its feature set: :data:`MAX_FEATURES` for a bank, :data:`QUERY_FEATURES` with
-    ``query=True``. Raises :class:`ImageError` for undecodable input."""
+    ``query=True`` (in the bank's frame; :func:`query_features` gives every query frame).
+    Raises :class:`ImageError` for undecodable input."""
     pixels = load_pixels(source, max_pixels=max_pixels)
     try:
         return extract_features(pixels, max_features=QUERY_FEATURES if query else MAX_FEATURES)
@@ -247,6 +261,9 @@ class GeometricMatch:
     spread: float  #: convex-hull area of the inliers in the candidate / candidate frame area
     transform: Optional[np.ndarray]  #: 2x3 similarity, query frame -> candidate frame
     is_match: bool
+    #: inliers / features of the smaller side that fall inside the other's frame: the share
+    #: of the common area's corners the transform explains
+    explained: float = 0.0
 
     @property
     def scale(self) -> float:
@@ -316,7 +333,24 @@ def verify(q: FeatureSet, c: FeatureSet, *, min_inliers: int = MIN_INLIERS,
     inl_q, inl_c = _guided_inliers(q, c, transform)
     n = len(inl_q)
     spread = _hull_area(c.xy[inl_c]) / float(c.width * c.height) if n else 0.0
-    return GeometricMatch(n, spread, transform, n >= min_inliers and spread >= min_spread)
+    overlap = _overlap_counts(q, c, transform)
+    explained = n / max(1, min(overlap))
+    return GeometricMatch(n, spread, transform, n >= min_inliers and spread >= min_spread, explained)
+
+
+def _overlap_counts(q: FeatureSet, c: FeatureSet, transform: np.ndarray) -> tuple[int, int]:
+    """How many query features land inside the candidate's frame under ``transform``, and how
+    many candidate features land inside the query's frame under its inverse."""
+    proj = q.xy @ transform[:, :2].T + transform[:, 2]
+    nq = int(((proj[:, 0] >= 0) & (proj[:, 0] <= c.width) & (proj[:, 1] >= 0) & (proj[:, 1] <= c.height)).sum())
+    a = transform[:, :2]
+    try:
+        inv = np.linalg.inv(a)
+    except np.linalg.LinAlgError:
+        return nq, 0
+    back = (c.xy - transform[:, 2]) @ inv.T
+    nc = int(((back[:, 0] >= 0) & (back[:, 0] <= q.width) & (back[:, 1] >= 0) & (back[:, 1] <= q.height)).sum())
+    return nq, nc
 
 
 def _guided_inliers(q: FeatureSet, c: FeatureSet, transform: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -338,10 +372,14 @@ def _guided_inliers(q: FeatureSet, c: FeatureSet, transform: np.ndarray) -> tupl
     order = np.lexsort((ci, qi, dist))
     used_q: set[int] = set()
     used_c: set[int] = set()
+    pairs = []
     for k in order:
         a_, b_ = int(qi[k]), int(ci[k])
         if a_ in used_q or b_ in used_c:
             continue
         used_q.add(a_)
         used_c.add(b_)
-    return np.array(sorted(used_q), dtype=np.int64), np.array(sorted(used_c), dtype=np.int64)
+        pairs.append((a_, b_))
+    pairs.sort()
+    arr = np.array(pairs, dtype=np.int64).reshape(-1, 2)
+    return arr[:, 0], arr[:, 1]
