@@ -247,7 +247,13 @@ REPROJECTION = 6.0
 SCALE_RANGE = (0.2, 5.0)
 #: Decision rule: at least this many geometrically consistent correspondences ...
 MIN_INLIERS = 40
-#: ... whose convex hull covers at least this share of the *candidate's* frame (the banked
+#: ... of which at least this many have descriptors within TIGHT_DISTANCE bits: a copy of the
+#: same picture reproduces its patches closely; two different photos of the same scene (the
+#: same monument from elsewhere, the same objects rearranged) agree on geometry but their
+#: patches differ more (measured: docs/accuracy.md) ...
+MIN_TIGHT_INLIERS = 20
+TIGHT_DISTANCE = 32
+#: ... and whose convex hull covers at least this share of the *candidate's* frame (the banked
 #: picture: a crop or a screenshot shows a part of it, distinct photos that share a logo, a
 #: text or a texture agree on a small patch only).
 MIN_SPREAD = 0.06
@@ -264,6 +270,7 @@ class GeometricMatch:
     #: inliers / features of the smaller side that fall inside the other's frame: the share
     #: of the common area's corners the transform explains
     explained: float = 0.0
+    tight: int = 0  #: inliers whose descriptors are within TIGHT_DISTANCE bits
 
     @property
     def scale(self) -> float:
@@ -310,7 +317,7 @@ def _hull_area(pts: np.ndarray) -> float:
 
 
 def verify(q: FeatureSet, c: FeatureSet, *, min_inliers: int = MIN_INLIERS,
-           min_spread: float = MIN_SPREAD, seed: int = 0) -> GeometricMatch:
+           min_spread: float = MIN_SPREAD, min_tight: int = MIN_TIGHT_INLIERS, seed: int = 0) -> GeometricMatch:
     """Geometric verification: do ``q`` and ``c`` show the same picture up to a similarity
     transform (crop, scale, rotation, translation)? Deterministic for a given ``seed``."""
     if not (q.usable and c.usable):
@@ -335,7 +342,10 @@ def verify(q: FeatureSet, c: FeatureSet, *, min_inliers: int = MIN_INLIERS,
     spread = _hull_area(c.xy[inl_c]) / float(c.width * c.height) if n else 0.0
     overlap = _overlap_counts(q, c, transform)
     explained = n / max(1, min(overlap))
-    return GeometricMatch(n, spread, transform, n >= min_inliers and spread >= min_spread, explained)
+    d = np.bitwise_count(q.descriptors[inl_q].view(np.uint64) ^ c.descriptors[inl_c].view(np.uint64)).sum(axis=1)
+    tight = int((d <= TIGHT_DISTANCE).sum())
+    ok = n >= min_inliers and spread >= min_spread and tight >= min_tight
+    return GeometricMatch(n, spread, transform, ok, explained, tight)
 
 
 def _overlap_counts(q: FeatureSet, c: FeatureSet, transform: np.ndarray) -> tuple[int, int]:
