@@ -204,20 +204,25 @@ def record_timing(ctx: harness.Context, name: str, samples: list[float]) -> None
 
 
 def bucket_profile(seg, queries: list) -> dict:
-    """Postings a query reads per table lookup, and buckets skipped as heavier than the stop
+    """Postings a query reads (all its sets), and table lookups skipped as heavier than the stop
     size, computed from the tables (the C++ voter reads exactly these)."""
     pos = seg.positions.astype(np.int64)
     kb = pos.shape[1]
     sizes = np.diff(seg.offsets.astype(np.int64), axis=1)  # (tables, buckets)
     read, skipped, heavy_read = [], [], []
-    for q in queries:
-        bits = np.unpackbits(q.descriptors, axis=1, bitorder="little")
-        sz = np.stack([sizes[t][(bits[:, pos[t]].astype(np.int64) << np.arange(kb)).sum(1)]
-                       for t in range(len(pos))])
-        ok = sz <= seg.max_bucket
-        read.append(int(sz[ok].sum()))
-        skipped.append(int((~ok).sum()))
-        heavy_read.append(int(sz[ok & (sz > 16 * sizes.mean())].sum()))
+    for sets in queries:  # a query is searched with all its sets (query_features): sum them
+        r = k = h = 0
+        for q in sets:
+            bits = np.unpackbits(q.descriptors, axis=1, bitorder="little")
+            sz = np.stack([sizes[t][(bits[:, pos[t]].astype(np.int64) << np.arange(kb)).sum(1)]
+                           for t in range(len(pos))])
+            ok = sz <= seg.max_bucket
+            r += int(sz[ok].sum())
+            k += int((~ok).sum())
+            h += int(sz[ok & (sz > 16 * sizes.mean())].sum())
+        read.append(r)
+        skipped.append(k)
+        heavy_read.append(h)
     flat = np.sort(sizes.ravel())
     nonempty = flat[flat > 0]
     return {
@@ -236,7 +241,7 @@ def bucket_profile(seg, queries: list) -> dict:
 # ---- the benchmark ------------------------------------------------------------------------
 def prepare(ctx: harness.Context) -> dict:
     """Photos, pool, banked sets and the query feature sets (extraction timed per query)."""
-    from ncii_hash.features import QUERY_FEATURES, extract_features
+    from ncii_hash.features import extract_features, query_features
 
     from benchmarks.edits import EDITS
 
@@ -252,11 +257,11 @@ def prepare(ctx: harness.Context) -> dict:
             im = EDITS[e][1](Image.fromarray(banked[k]), np.random.default_rng([ctx.seed, i, len(e)]))
             px = np.asarray(im.convert("RGB"))
             t = time.perf_counter()
-            fs = extract_features(px, max_features=QUERY_FEATURES)
+            fs = query_features(px)  # every frame a query is searched in
             extract_s.append(time.perf_counter() - t)
             queries.append((i, e, fs))
     for k, v in distractors.items():
-        queries.append((-1, f"distractor {k}", extract_features(v, max_features=QUERY_FEATURES)))
+        queries.append((-1, f"distractor {k}", query_features(v)))
     return {"pool": pool, "names": names, "bank_sets": bank_sets, "queries": queries, "extract_s": extract_s,
             "source": source, "distractors": len(distractors), "pool_photos": len(pool_photos),
             "setup_s": round(time.perf_counter() - t0, 1)}
@@ -307,7 +312,7 @@ def run(ctx: harness.Context) -> None:
         knobs={k: getattr(FI, k) for k in ("TABLES", "MAX_KEY_BITS", "VOTE_DISTANCE", "MIN_SCORE", "CANDIDATES",
                                            "STOP_FACTOR")},
         table={})
-    unusable = sum(1 for t, _, q in queries if t >= 0 and not q.usable)
+    unusable = sum(1 for t, _, q in queries if t >= 0 and not any(s.usable for s in q))
     if unusable:
         ctx.note(f"{unusable} edited queries have too few features to match (count against recall)")
 

@@ -245,10 +245,27 @@ class FeatureIndex:
 
     # ---- search -------------------------------------------------------------------------
 
-    def search(self, query: FeatureSet, *, candidates: int = CANDIDATES, min_score: int = MIN_SCORE,
-               verify_candidates: bool = True, matches_only: bool = True, threads: int = 0) -> list[FeatureHit]:
+    def search(self, query: "FeatureSet | Sequence[FeatureSet]", *, candidates: int = CANDIDATES,
+               min_score: int = MIN_SCORE, verify_candidates: bool = True, matches_only: bool = True,
+               threads: int = 0) -> list[FeatureHit]:
         """Banked images ``query`` shows, best first (most inliers). With
-        ``verify_candidates=False`` the unverified candidates, best score first."""
+        ``verify_candidates=False`` the unverified candidates, best score first.
+
+        ``query`` may be several sets of one image (:func:`ncii_hash.features.query_features`):
+        each is searched and an image is reported once, with its best verification."""
+        if not isinstance(query, FeatureSet) and isinstance(query, Sequence):
+            best: dict[int, FeatureHit] = {}
+            for q in query:
+                for h in self.search(q, candidates=candidates, min_score=min_score, threads=threads,
+                                     verify_candidates=verify_candidates, matches_only=matches_only):
+                    key = (h.match.is_match, h.inliers, h.score) if h.match else (False, 0, h.score)
+                    old = best.get(h.id)
+                    if old is None or key > ((old.match.is_match, old.inliers, old.score) if old.match
+                                             else (False, 0, old.score)):
+                        best[h.id] = h
+            if verify_candidates:
+                return sorted(best.values(), key=lambda h: (-h.inliers, h.id))
+            return sorted(best.values(), key=lambda h: (-h.score, -h.votes, h.id))
         if not isinstance(query, FeatureSet):
             raise TypeError(f"expected FeatureSet, got {type(query).__name__}")
         if not query.usable or not self._segments:

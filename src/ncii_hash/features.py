@@ -364,12 +364,13 @@ def _overlap_counts(q: FeatureSet, c: FeatureSet, transform: np.ndarray) -> tupl
 
 
 def _guided_inliers(q: FeatureSet, c: FeatureSet, transform: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Index pairs (query, candidate) of query features with a one-to-one partner near their projection under ``transform``
-    whose descriptor is within :data:`MATCH_DISTANCE`. Counting these (not only RANSAC's
+    """Index pairs (query, candidate): features whose projections under ``transform`` fall
+    near each other, with descriptors within :data:`MATCH_DISTANCE`, each the other's closest. Counting these (not only RANSAC's
     ratio-tested sample) uses every corner the transform explains."""
-    proj = q.xy @ transform[:, :2].T + transform[:, 2]
-    d2 = ((proj[:, None, :] - c.xy[None, :, :]) ** 2).sum(-1)
-    near = d2 <= REPROJECTION * REPROJECTION
+    proj = (q.xy @ transform[:, :2].T + transform[:, 2]).astype(np.float32)
+    dx = proj[:, 0, None] - c.xy[None, :, 0]
+    dy = proj[:, 1, None] - c.xy[None, :, 1]
+    near = dx * dx + dy * dy <= np.float32(REPROJECTION * REPROJECTION)
     if not near.any():
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     qi, ci = np.nonzero(near)
@@ -378,18 +379,14 @@ def _guided_inliers(q: FeatureSet, c: FeatureSet, transform: np.ndarray) -> tupl
     dist = np.bitwise_count(a ^ b).sum(axis=1)
     good = dist <= MATCH_DISTANCE
     qi, ci, dist = qi[good], ci[good], dist[good]
-    # greedy one-to-one assignment, closest descriptors first
-    order = np.lexsort((ci, qi, dist))
-    used_q: set[int] = set()
-    used_c: set[int] = set()
-    pairs = []
-    for k in order:
-        a_, b_ = int(qi[k]), int(ci[k])
-        if a_ in used_q or b_ in used_c:
-            continue
-        used_q.add(a_)
-        used_c.add(b_)
-        pairs.append((a_, b_))
-    pairs.sort()
-    arr = np.array(pairs, dtype=np.int64).reshape(-1, 2)
+    # one-to-one: keep the pairs that are each other's closest descriptor (ties: lower index)
+    order = np.lexsort((ci, dist, qi))  # per query feature, closest first
+    first_q = np.r_[True, qi[order][1:] != qi[order][:-1]]
+    best_for_q = order[first_q]
+    order_c = np.lexsort((qi, dist, ci))  # per candidate feature, closest first
+    first_c = np.r_[True, ci[order_c][1:] != ci[order_c][:-1]]
+    best_for_c = order_c[first_c]
+    keep = np.intersect1d(best_for_q, best_for_c)
+    arr = np.stack([qi[keep], ci[keep]], axis=1).astype(np.int64)
+    arr = arr[np.argsort(arr[:, 0], kind="stable")]
     return arr[:, 0], arr[:, 1]
