@@ -730,3 +730,13 @@ def test_bank_reader_on_another_thread_during_a_write_is_serialized(tmp_path, re
         bank.verify()
     finally:
         bank.close(save_snapshot=False)
+
+
+def test_knn_k_is_bounded():
+    from ncii_hash.index import MAX_KNN
+
+    idx = HashIndex()
+    idx.add(np.zeros((3, 32), np.uint8))
+    assert idx.knn(np.zeros((1, 32), np.uint8), MAX_KNN).ids.shape == (1, MAX_KNN)
+    with pytest.raises(ValueError, match="between 1 and"):
+        idx.knn(np.zeros((1, 32), np.uint8), MAX_KNN + 1)

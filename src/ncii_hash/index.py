@@ -180,6 +180,12 @@ def _import_faiss():
     return faiss
 
 
+#: The most neighbours one k-NN call returns per query: the result is (queries, k), so an
+#: unbounded k would let one call allocate without limit (use range_search for "everything
+#: within a distance").
+MAX_KNN = 10_000
+
+
 def _check_int(value: object, name: str, lo: int, hi: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")
@@ -415,7 +421,7 @@ class HashIndex:
     def knn(self, queries: object, k: int, *, threads: int = 0) -> KnnResult:
         """The ``k`` nearest live entries of each ``(Q, 32)`` query, ascending by distance
         ("flat": ties to the smaller id). Exact for "flat" and "faiss-flat" only."""
-        k = _check_int(k, "k", 1)
+        k = _check_int(k, "k", 1, MAX_KNN)
         threads = _check_int(threads, "threads", 0)
         flat, nq, _ = _as_queries(queries, False)
         with self._lock.read():
