@@ -251,7 +251,7 @@ MIN_INLIERS = 40
 #: same picture reproduces its patches closely; two different photos of the same scene (the
 #: same monument from elsewhere, the same objects rearranged) agree on geometry but their
 #: patches differ more (measured: docs/accuracy.md) ...
-MIN_TIGHT_INLIERS = 20
+MIN_TIGHT_INLIERS = 18
 TIGHT_DISTANCE = 32
 #: ... and whose convex hull covers at least this share of the *candidate's* frame (the banked
 #: picture: a crop or a screenshot shows a part of it, distinct photos that share a logo, a
