@@ -26,7 +26,6 @@ internal lock. Use one HashBank per process (SQLite handles several processes).
 
 from __future__ import annotations
 
-import csv
 import os
 import secrets
 import sqlite3
@@ -37,8 +36,8 @@ from typing import Any, Iterable, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
-from .atomicfile import atomic_private_file
-from .bank_csv import parse_hash_csv
+from .bank_exchange import BankExchangeMixin
+from .bank_index import BankIndexMixin
 from .bank_features import FeatureBankMixin, feature_sets_of
 from .bank_schema import (  # noqa: F401  (re-exported: the bank's public records)
     CASE_ID_PATTERN,
@@ -58,7 +57,6 @@ from .bank_schema import (  # noqa: F401  (re-exported: the bank's public record
     VideoBankMatch,
     _create_private_file,
     _new_case_id,
-    _unlink,
     _video_parts,
     codes_from_blobs,
 )
@@ -66,7 +64,7 @@ from .formats import Submission, parse_submission, read_submission
 from .hashes import PDQ_HASH_BYTES, PDQ_MATCH_THRESHOLD, PDQ_MIN_QUALITY, as_hash_array
 from .index import HashIndex
 
-class HashBank(FeatureBankMixin):
+class HashBank(FeatureBankMixin, BankExchangeMixin, BankIndexMixin):
     """A durable bank of NCII hash cases (see module docs for the guarantees)."""
 
     def __init__(
@@ -150,110 +148,6 @@ class HashBank(FeatureBankMixin):
 
     def _db_seq(self) -> int:
         return int(self._meta("change_seq") or 0)
-
-    # ------------------------------------------------------------------ index lifecycle
-    def _snapshot_path(self, seq: int) -> Path:
-        return self.path.with_name(f"{self.path.name}.idx.{seq}")
-
-    def _snapshots(self) -> list:
-        prefix = self.path.name + ".idx."
-        out = []
-        for p in self.path.parent.iterdir():
-            if p.name.startswith(prefix) and p.name[len(prefix):].isdigit():
-                out.append(p)
-        return out
-
-    def _open_index(self) -> None:
-        """Load the newest snapshot not ahead of the bank and apply the changes since; a
-        missing, corrupt or inconsistent snapshot means a rebuild from the table."""
-        seq = self._db_seq()
-        candidates = []
-        if self._snapshot_enabled:
-            for p in self._snapshots():
-                s = int(p.name.rsplit(".", 1)[1])
-                if s <= seq:
-                    candidates.append((s, p))
-        for s, snap in sorted(candidates, reverse=True):
-            try:
-                index = HashIndex.load(snap, mmap=False)
-            except (ValueError, OSError):
-                continue  # corrupt or foreign: try an older one, else rebuild
-            self._index, self._seq = index, s
-            try:
-                self._catch_up()
-                count = self._db.execute("SELECT COUNT(*) FROM hashes").fetchone()[0]
-                if len(self._index) == count:
-                    self.index_source = "snapshot"
-                    return
-            except (ValueError, KeyError):
-                pass
-            break
-        self._rebuild()
-
-    def _rebuild(self) -> None:
-        self._db.execute("BEGIN")
-        try:
-            seq = self._db_seq()
-            rows = self._db.execute("SELECT hash_id, hash FROM hashes ORDER BY hash_id").fetchall()
-        finally:
-            self._db.execute("COMMIT")
-        index = HashIndex(backend=self._backend)
-        if rows:
-            ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-            codes = codes_from_blobs(r[1] for r in rows)
-            index.add(codes, ids)
-        self._index, self._seq = index, seq
-        self.index_source = "rebuilt" if rows else "empty"
-
-    def _catch_up(self) -> None:
-        """Apply changes committed (by any process) since our index's sequence."""
-        seq = self._db_seq()
-        if seq == self._seq:
-            return
-        if seq < self._seq:  # the file was replaced under us
-            self._rebuild()
-            return
-        self._db.execute("BEGIN")
-        try:
-            seq = self._db_seq()
-            removed = self._db.execute(
-                "SELECT hash_ids FROM changes WHERE op='withdraw' AND seq > ? AND seq <= ?", (self._seq, seq)
-            ).fetchall()
-            added = self._db.execute(
-                "SELECT hash_id, hash FROM hashes WHERE seq > ? AND seq <= ? ORDER BY hash_id", (self._seq, seq)
-            ).fetchall()
-        finally:
-            self._db.execute("COMMIT")
-        for (blob,) in removed:
-            ids = np.frombuffer(blob, dtype="<i8")
-            if ids.size:
-                self._index.remove(ids)
-        if added:
-            ids = np.fromiter((r[0] for r in added), dtype=np.int64, count=len(added))
-            codes = codes_from_blobs(r[1] for r in added)
-            self._index.add(codes, ids)
-        self._seq = seq
-
-    def save_snapshot(self) -> Optional[Path]:
-        """Save the index next to the bank so the next open skips the rebuild."""
-        if not self._snapshot_enabled:
-            return None
-        with self._lock:
-            self._catch_up()
-            path = self._snapshot_path(self._seq)
-            self._index.save(path)
-            for old in self._snapshots():
-                if old != path:
-                    _unlink(old)
-            return path
-
-    def _drop_snapshots(self) -> None:
-        self._drop_feature_snapshots()
-        for p in self._snapshots():
-            _unlink(p)
-        # Temp files a crash during save_snapshot may have left behind hold hashes too.
-        for p in self.path.parent.glob(f".{self.path.name}.idx.*.tmp"):
-            _unlink(p)
 
     # ------------------------------------------------------------------ writing
     def _check_hashes(self, hashes: Any, qualities: Any, kinds: Any, allow_low_quality: bool):
@@ -521,94 +415,6 @@ class HashBank(FeatureBankMixin):
             rows.extend(self._db.execute(sql.format(",".join("?" * len(part))), part))
         return rows
 
-    def match_video(
-        self,
-        video: Any,
-        *,
-        distance: int = PDQ_MATCH_THRESHOLD,
-        quality: int = PDQ_MIN_QUALITY,
-        query_pct: float = 80.0,
-        compared_pct: float = 0.0,
-        threads: int = 0,
-    ) -> list:
-        """Banked videos matching ``video`` (a ``VideoHash`` or ``(frames, qualities, md5)``)
-        under the vPDQ rule (see :func:`ncii_hash.match_video`), best first.
-
-        The query's unique good frames are searched exactly in the index; every banked video
-        with at least one frame hit is then compared in full with the vPDQ rule.
-        """
-        from .video import match_video as _match_video
-
-        frames, fq, md5 = _video_parts(video)
-        good = frames[fq >= quality]
-        if good.shape[0] == 0:
-            return []
-        good = np.unique(good, axis=0)
-        with self._lock:
-            self._catch_up()
-            res = self._index.range_search(good, distance, threads=threads)
-            candidates = set(self._rows_for_ids(
-                "SELECT DISTINCT case_id, item FROM hashes WHERE kind='video_frame' AND hash_id IN ({})", res.ids))
-            banked = {}
-            for cid, item in candidates:
-                rows = self._db.execute(
-                    "SELECT hash, quality FROM hashes WHERE case_id=? AND item=? ORDER BY hash_id", (cid, item)
-                ).fetchall()
-                md5_row = self._db.execute("SELECT md5 FROM videos WHERE case_id=? AND item=?", (cid, item)).fetchone()
-                banked[(cid, item)] = (rows, md5_row[0] if md5_row else "")
-        out = []
-        for (cid, item), (rows, bmd5) in banked.items():
-            if not rows:
-                continue
-            cf = codes_from_blobs(r[0] for r in rows)
-            cq = np.asarray([r[1] for r in rows], np.int32)
-            m = _match_video(good, cf[cq >= quality], distance=distance, quality=0,
-                             query_pct=query_pct, compared_pct=compared_pct)
-            if m.is_match:
-                out.append(VideoBankMatch(case_id=cid, item=int(item), query_pct=m.query_pct,
-                                          compared_pct=m.compared_pct, md5_equal=bool(md5 and md5 == bmd5)))
-        out.sort(key=lambda v: (-v.query_pct, -v.compared_pct, v.case_id, v.item))
-        return out
-
-    def changes(self, since: Optional[str] = None) -> ChangeSet:
-        """What changed after token ``since`` (None = from the start): cases added (with
-        their current hashes) and case ids withdrawn; ``next_token`` resumes after this call.
-        A case added and withdrawn in the same window appears only as withdrawn."""
-        try:
-            start = 0 if since in (None, "") else int(str(since))
-        except ValueError:
-            raise BankError(f"bad change token {since!r}") from None
-        if start < 0:
-            raise BankError(f"bad change token {since!r}")
-        with self._lock:
-            return self._changes_locked(start)
-
-    def _changes_locked(self, start: int) -> ChangeSet:
-        self._db.execute("BEGIN")
-        try:
-            end = self._db_seq()
-            ops = self._db.execute(
-                "SELECT case_id, op FROM changes WHERE seq > ? AND seq <= ? ORDER BY seq", (start, end)
-            ).fetchall()
-            withdrawn = [cid for cid, op in ops if op == "withdraw"]
-            gone = set(withdrawn)
-            added = []
-            for cid, op in ops:
-                if op != "add" or cid in gone:
-                    continue
-                rows = self._db.execute(
-                    "SELECT hash, quality, kind FROM hashes WHERE case_id=? ORDER BY hash_id", (cid,)
-                ).fetchall()
-                added.append({
-                    "case_id": cid,
-                    "hashes": codes_from_blobs(r[0] for r in rows),
-                    "qualities": np.asarray([r[1] for r in rows], np.int32),
-                    "kinds": [r[2] for r in rows],
-                })
-        finally:
-            self._db.execute("COMMIT")
-        return ChangeSet(added=added, withdrawn=withdrawn, next_token=str(end))
-
     def stats(self) -> BankStats:
         with self._lock:
             self._catch_up()
@@ -637,61 +443,6 @@ class HashBank(FeatureBankMixin):
                 found = res.ids[res.lims[i]:res.lims[i + 1]]
                 if ids[i] not in found:
                     raise AssertionError(f"hash id {int(ids[i])} is in the table but not in the index")
-
-    # ------------------------------------------------------------------ exchange
-    def export(self, path: PathLike, format: str = "te-csv") -> int:
-        """Write all active hashes as CSV (``pdq,quality,case_id,kind``), owner-only. Returns rows."""
-        if format != "te-csv":
-            raise BankError(f"unknown export format {format!r} (supported: 'te-csv')")
-        n = 0
-        with self._lock, atomic_private_file(path, text=True) as f:
-            w = csv.writer(f)
-            w.writerow(EXPORT_HEADER)
-            self._db.execute("BEGIN")
-            try:
-                for h, q, cid, kind, item in self._db.execute(
-                    "SELECT hash, quality, case_id, kind, item FROM hashes ORDER BY hash_id"
-                ):
-                    w.writerow([h.hex(), q, cid, kind, item])
-                    n += 1
-            finally:
-                self._db.execute("COMMIT")
-        return n
-
-    def import_(self, path: PathLike, *, allow_low_quality: Optional[bool] = None) -> list:
-        """Import a CSV of PDQ hashes in one transaction; returns the case ids created.
-
-        Columns: ``pdq`` (64 hex), then optional ``quality`` (0..100, default 100),
-        ``case_id`` and ``kind``; a header row is optional. Rows without a case id form one
-        new case. Any bad row raises BankError with its line number, and nothing is imported.
-        """
-        allow = self.allow_low_quality if allow_low_quality is None else allow_low_quality
-        p = Path(os.fspath(path))
-        order, groups = parse_hash_csv(p, allow_low_quality=allow)
-        with self._lock:
-            self._catch_up()
-            base = self._begin_write()
-            try:
-                existing = [c for c in order if self._db.execute("SELECT 1 FROM cases WHERE case_id=?", (c,)).fetchone()]
-                if existing:
-                    raise BankError(f"{p}: case {existing[0]} already exists in this bank (nothing imported)")
-                now = time.time()
-                all_ids, all_codes = [], []
-                for i, cid in enumerate(order):
-                    codes = np.frombuffer(b"".join(groups[cid][0]), dtype=np.uint8).reshape(-1, PDQ_HASH_BYTES)
-                    items = groups[cid][3]
-                    videos = [(n, "") for n in sorted(set(items)) if n > 0]
-                    ids = self._insert_case(cid, codes, np.asarray(groups[cid][1]), groups[cid][2], now, base + 1 + i,
-                                            items, videos)
-                    all_ids.extend(ids)
-                    all_codes.append(codes)
-                self._commit_seq(base + len(order))
-            except BaseException:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
-                raise
-            self._apply_own_write(base, base + len(order), np.concatenate(all_codes), all_ids)
-        return order
 
     # ------------------------------------------------------------------ lifecycle
     def close(self, *, save_snapshot: bool = True) -> None:
