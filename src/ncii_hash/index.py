@@ -37,7 +37,6 @@ Invariants and contracts:
 from __future__ import annotations
 
 import json
-import math
 import mmap as _mmap  # noqa: F401  (type of HashIndex._mapped)
 import os
 import threading
@@ -50,19 +49,21 @@ import numpy as np
 
 from . import _core
 from .hashes import PDQ_HASH_BYTES, PDQ_MATCH_THRESHOLD, as_hash_array
+from .index_faiss import (  # noqa: F401  (KNN_MISSING_* are part of this module's API)
+    KNN_MISSING_DISTANCE,
+    KNN_MISSING_ID,
+    FaissMirrorMixin,
+    _import_faiss,
+)
 from .index_file import read_index_file, write_index_file
 
 BACKENDS = ("flat", "faiss-flat", "faiss-mih", "faiss-ivf", "faiss-hnsw")
 #: Backends whose range search returns every code within the radius.
 EXACT_BACKENDS = frozenset({"flat", "faiss-flat", "faiss-mih"})
-#: k-NN slots without a bank entry hold this id and ``KNN_MISSING_DISTANCE``.
-KNN_MISSING_ID = -1
-KNN_MISSING_DISTANCE = 2**31 - 1
 #: Number of dihedral variants of a PDQ hash (see ``ncii_hash.DIHEDRAL_NAMES``).
 NUM_DIHEDRAL = 8
 
 _MAX_DISTANCE = 8 * PDQ_HASH_BYTES
-_MIH_TABLES = 16  # 16 substrings of 16 bits
 _MIN_AUTO_COMPACT = 1024
 _ID_LIMIT = 1 << 63  # ids are int64: every id is below this  # never auto-compact for fewer tombstones than this
 
@@ -170,16 +171,6 @@ class _ReadWriteLock:
                 self._cond.notify_all()
 
 
-def _import_faiss():
-    try:
-        import faiss  # type: ignore[import-not-found]
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "the FAISS backends need the faiss package: pip install 'ncii-hash[faiss]'"
-        ) from exc
-    return faiss
-
-
 #: The most neighbours one k-NN call returns per query: the result is (queries, k), so an
 #: unbounded k would let one call allocate without limit (use range_search for "everything
 #: within a distance").
@@ -236,11 +227,7 @@ def _as_queries(queries: object, dihedral: bool) -> tuple[np.ndarray, int, int]:
     return flat, arr.shape[0], NUM_DIHEDRAL
 
 
-def _cpu_threads(threads: int) -> int:
-    return threads if threads > 0 else int(_core.hamming_threads(0))
-
-
-class HashIndex:
+class HashIndex(FaissMirrorMixin):
     """A searchable set of PDQ hashes with int64 ids. See the module docstring for contracts.
 
     Options (keyword-only): ``compact_fraction`` (auto-compaction threshold, None to disable);
@@ -430,7 +417,7 @@ class HashIndex:
                     self._codes[: self._n], flat, k, self._ids[: self._n], self._removed_rows, threads
                 )
                 return KnnResult(ids, dists)
-            return self._faiss_knn(flat, k, threads)
+            return KnnResult(*self._faiss_knn(flat, k, threads))
 
     # ---- persistence ------------------------------------------------------------------
     def save(self, path: PathLike) -> None:
@@ -535,77 +522,6 @@ class HashIndex:
         self._removed_rows = None
         self._faiss_rebuild()
 
-    # ---- FAISS mirror: FAISS row r is bank row r -------------------------------------
-    def _faiss_rebuild(self) -> None:
-        if self._backend == "flat":
-            return
-        self._faiss_index, self._faiss_keep, self._faiss_trained_n = None, [], 0
-        if self._n:
-            self._faiss_append(self._codes[: self._n], rebuild=True)
-
-    def _faiss_append(self, codes: np.ndarray, rebuild: bool = False) -> None:
-        if self._backend == "flat":
-            return
-        faiss = _import_faiss()
-        d = 8 * PDQ_HASH_BYTES
-        if self._backend == "faiss-ivf" and self._faiss_index is not None and self._n > 4 * self._faiss_trained_n:
-            return self._faiss_rebuild()  # the bank outgrew the trained lists: retrain
-        if self._faiss_index is None:
-            if self._backend == "faiss-flat":
-                index = faiss.IndexBinaryFlat(d)
-            elif self._backend == "faiss-mih":
-                index = faiss.IndexBinaryMultiHash(d, _MIH_TABLES, d // _MIH_TABLES)
-            elif self._backend == "faiss-hnsw":
-                index = faiss.IndexBinaryHNSW(d, self._options["hnsw_m"])
-                index.hnsw.efSearch = self._options["hnsw_ef_search"]
-            else:  # faiss-ivf: train on the whole bank as it is now
-                train = self._codes[: self._n]
-                nlist = self._options["ivf_nlist"] or min(1024, int(math.sqrt(self._n)))
-                nlist = max(1, min(nlist, self._n // 39 or 1))
-                quantizer = faiss.IndexBinaryFlat(d)
-                index = faiss.IndexBinaryIVF(quantizer, d, nlist)
-                index.nprobe = min(self._options["ivf_nprobe"], nlist)
-                index.train(np.ascontiguousarray(train))
-                self._faiss_keep = [quantizer]
-                self._faiss_trained_n = self._n
-                codes = train  # the mirror is built from the whole bank
-            self._faiss_index = index
-        index = self._faiss_index
-        index.add(np.ascontiguousarray(codes))
-        if index.ntotal != self._n:  # internal invariant: FAISS row r is bank row r
-            raise RuntimeError("FAISS mirror out of step with the bank")
-
-    def _faiss_threads(self, threads: int) -> None:
-        _import_faiss().omp_set_num_threads(_cpu_threads(threads))
-
-    def _faiss_range(self, flat: np.ndarray, radius: int, threads: int):
-        """Raw hits (flat query row, bank row, distance) of a FAISS backend; tombstones dropped."""
-        empty = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int32))
-        if self._faiss_index is None or flat.shape[0] == 0:
-            return empty
-        self._faiss_threads(threads)
-        index = self._faiss_index
-        if self._backend == "faiss-hnsw":
-            k = min(self._options["hnsw_k"], self._n)
-            D, I = index.search(flat, k)
-            qflat, col = np.nonzero((I >= 0) & (D <= radius))
-            rows, dists = I[qflat, col], D[qflat, col]
-        else:
-            if self._backend == "faiss-mih":
-                with self._mih_lock:
-                    index.nflip = radius // _MIH_TABLES
-                    lims, D, I = index.range_search(flat, radius + 1)  # FAISS: distance < radius
-            else:
-                lims, D, I = index.range_search(flat, radius + 1)
-            qflat = np.repeat(np.arange(flat.shape[0], dtype=np.int64), np.diff(lims.astype(np.int64)))
-            rows, dists = I, D
-        rows = np.asarray(rows, dtype=np.int64)
-        dists = np.asarray(dists).astype(np.int32)
-        if self._removed_rows is not None and rows.size:
-            keep = ~np.isin(rows, self._removed_rows)
-            qflat, rows, dists = qflat[keep], rows[keep], dists[keep]
-        return np.asarray(qflat, dtype=np.int64), self._ids[rows], dists
-
     def _merge_hits(self, qflat: np.ndarray, ids: np.ndarray, dists: np.ndarray, nq: int, variants: int) -> RangeResult:
         q = qflat // variants
         var = (qflat % variants).astype(np.int8)
@@ -624,31 +540,3 @@ class HashIndex:
             np.ascontiguousarray(dists[order], dtype=np.int32),
             var[order] if variants > 1 else None,
         )
-
-    def _faiss_knn(self, flat: np.ndarray, k: int, threads: int) -> KnnResult:
-        nq = flat.shape[0]
-        out_ids = np.full((nq, k), KNN_MISSING_ID, dtype=np.int64)
-        out_d = np.full((nq, k), KNN_MISSING_DISTANCE, dtype=np.int32)
-        if self._faiss_index is None or nq == 0:
-            return KnnResult(out_ids, out_d)
-        self._faiss_threads(threads)
-        # Ask for enough extra neighbours to cover tombstones.
-        kk = min(self._n, k + len(self._removed))
-        if self._backend == "faiss-mih":
-            with self._mih_lock:
-                D, I = self._faiss_index.search(flat, kk)
-        else:
-            D, I = self._faiss_index.search(flat, kk)
-        removed = self._removed_rows
-        for qi in range(nq):
-            rows = I[qi]
-            ok = rows >= 0
-            if removed is not None:
-                ok &= ~np.isin(rows, removed)
-            ids = self._ids[rows[ok]]
-            d = D[qi][ok].astype(np.int32)
-            order = np.lexsort((ids, d))[:k]
-            out_ids[qi, : order.size] = ids[order]
-            out_d[qi, : order.size] = d[order]
-        return KnnResult(out_ids, out_d)
-
