@@ -34,7 +34,8 @@ import numpy as np
 
 from . import _core
 from .atomicfile import atomic_private_file
-from .features import _RECORD, MAX_FEATURES, FeatureSet, GeometricMatch, verify
+from .features import _HEADER as _SET_HEADER
+from .features import _RECORD, FEATURE_VERSION, MAGIC, MAX_FEATURES, FeatureSet, GeometricMatch, verify
 
 #: Hash tables per segment, and the most key bits per table (fewer for small segments).
 TABLES = 4
@@ -110,8 +111,7 @@ class _Segment:
 
 
 def _pack(width: int, height: int, rec: np.ndarray) -> bytes:
-    from .features import _HEADER as FH, FEATURE_VERSION, MAGIC
-    return FH.pack(MAGIC, FEATURE_VERSION, width, height, len(rec)) + rec.tobytes()
+    return _SET_HEADER.pack(MAGIC, FEATURE_VERSION, width, height, len(rec)) + rec.tobytes()
 
 
 def _records_of(sets: Sequence[FeatureSet]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -120,7 +120,7 @@ def _records_of(sets: Sequence[FeatureSet]) -> tuple[np.ndarray, np.ndarray, np.
     counts = np.zeros(n, np.uint16)
     frames = np.zeros((n, 2), np.uint16)
     for i, fs in enumerate(sets):
-        body = np.frombuffer(fs.to_bytes()[struct.calcsize("<6sHHHH"):], np.uint8)
+        body = np.frombuffer(fs.to_bytes()[_SET_HEADER.size:], np.uint8)
         records[i, : len(fs)] = body.reshape(len(fs), _RECORD.itemsize)
         counts[i] = len(fs)
         frames[i] = (fs.width, fs.height)
@@ -270,7 +270,7 @@ class FeatureIndex:
             raise TypeError(f"expected FeatureSet, got {type(query).__name__}")
         if not query.usable or not self._segments:
             return []
-        rec = np.frombuffer(query.to_bytes()[struct.calcsize("<6sHHHH"):], dtype=_RECORD)
+        rec = np.frombuffer(query.to_bytes()[_SET_HEADER.size:], dtype=_RECORD)
         desc = np.ascontiguousarray(rec["desc"])
         angle = np.ascontiguousarray(rec["angle"])
         octave = np.ascontiguousarray(rec["octave"])
