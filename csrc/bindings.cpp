@@ -18,7 +18,6 @@
 #include "simd.h"
 
 namespace py = pybind11;
-using ncii::SimdLevel;
 
 namespace {
 
@@ -69,45 +68,32 @@ ncii::pdq::ImageView image_view(const py::array& arr) {
 }
 
 py::tuple pdq_hash_py(const py::array& image, bool dihedral, bool reference) {
-  ncii::pdq::ImageView v = image_view(image);
+  const ncii::pdq::ImageView v = image_view(image);
   py::array_t<uint8_t> hash({ncii::pdq::kHashBytes});
   py::object dih = py::none();
-  int quality = 0;
   uint8_t* hp = hash.mutable_data();
+  uint8_t* dp = nullptr;
   if (dihedral) {
     py::array_t<uint8_t> d({ncii::pdq::kNumDihedral, ncii::pdq::kHashBytes});
-    uint8_t* dp = d.mutable_data();
-    {
-      py::gil_scoped_release release;
-      const SimdLevel level = ncii::active_simd_level();
-      quality = reference ? ncii::pdq::hash_reference(v, true, dp) : ncii::pdq::hash(v, true, dp, level);
-      if (v.rows == 64 && v.cols == 64) {
-        // The reference's single-hash path differs at exactly 64x64 (see pdq.cpp).
-        quality = reference ? ncii::pdq::hash_reference(v, false, hp) : ncii::pdq::hash(v, false, hp, level);
-      } else {
-        std::copy(dp, dp + ncii::pdq::kHashBytes, hp);
-      }
-    }
+    dp = d.mutable_data();
     dih = std::move(d);
-  } else {
+  }
+  int quality = 0;
+  {
     py::gil_scoped_release release;
-    quality = reference ? ncii::pdq::hash_reference(v, false, hp)
-                        : ncii::pdq::hash(v, false, hp, ncii::active_simd_level());
+    quality = ncii::pdq::hash_image(v, hp, dp, reference, ncii::active_simd_level());
   }
   return py::make_tuple(hash, quality, dih);
 }
 
 py::array_t<float> downsample64_py(const py::array& image, bool reference) {
-  ncii::pdq::ImageView v = image_view(image);
-  if (v.rows < ncii::pdq::kMinDimension || v.cols < ncii::pdq::kMinDimension)
-    throw std::invalid_argument("image must be at least 5x5 pixels");
+  const ncii::pdq::ImageView v = image_view(image);
   py::array_t<float> out({64, 64});
   float* op = out.mutable_data();
-  py::gil_scoped_release release;
-  if (reference)
-    ncii::pdq::downsample64_reference(v, op);
-  else
-    ncii::pdq::downsample64(v, op, ncii::active_simd_level());
+  {
+    py::gil_scoped_release release;
+    ncii::pdq::downsample64_image(v, op, reference, ncii::active_simd_level());
+  }
   return out;
 }
 
@@ -225,7 +211,7 @@ void register_features(py::module_& m) {
           if (pos[i] >= 256) throw std::invalid_argument("bit positions must be < 256");
         lf::VoteParams params;
         params.max_distance = max_distance;
-        params.min_score = std::max(1, min_score);
+        params.min_score = min_score;
         params.top = top;
         params.max_bucket = max_bucket;
         params.threads = ncii::hamming::resolve_threads(threads);

@@ -150,6 +150,7 @@ Candidates vote(const Query& q, const uint8_t* records, std::size_t n_images, co
                 const uint32_t* postings, std::size_t n_postings, const VoteParams& params) {
   Candidates out;
   if (q.nq == 0 || n_images == 0) return out;
+  const int min_score = std::max(1, params.min_score);
   const VoteJob job{&q, records, removed, bit_positions, n_tables, key_bits, offsets, postings, n_postings, &params};
   bool hw = false;
 #if defined(__x86_64__) || defined(_M_X64)
@@ -189,7 +190,7 @@ Candidates vote(const Query& q, const uint8_t* records, std::size_t n_images, co
   std::vector<uint64_t> keys;
   for (auto& sh : shards)
     for (const Vote& v : sh.votes) {
-      if (plain[v.image] < params.min_score) continue;
+      if (plain[v.image] < min_score) continue;
       const unsigned r0 = v.rotation >> 4;
       const unsigned r1 = ((v.rotation & 15u) < 8u ? r0 + 15u : r0 + 1u) & 15u;
       const unsigned s0 = v.level >> 1, s1 = 8u + ((v.level + 1u) >> 1);
@@ -210,7 +211,7 @@ Candidates vote(const Query& q, const uint8_t* records, std::size_t n_images, co
       best = std::max<int32_t>(best, static_cast<int32_t>(j - i));
       i = j;
     }
-    if (best >= params.min_score) scored.emplace_back(-best, static_cast<int64_t>(image));
+    if (best >= min_score) scored.emplace_back(-best, static_cast<int64_t>(image));
   }
   const std::size_t keep = std::min(params.top, scored.size());
   std::partial_sort(scored.begin(), scored.begin() + keep, scored.end());

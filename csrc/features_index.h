@@ -51,7 +51,7 @@ struct Query {
 
 struct VoteParams {
   int max_distance = 50;
-  int min_score = 4;
+  int min_score = 4;  // values below 1 count as 1
   std::size_t top = 32;
   std::size_t max_bucket = 0;  // skip buckets longer than this (0: no limit)
   int threads = 1;

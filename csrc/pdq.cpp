@@ -159,6 +159,24 @@ void downsample64(const ImageView& im, float* out64, SimdLevel level) {
 
 namespace {
 
+bool is_own_downsample(const ImageView& im) { return im.rows == 64 && im.cols == 64; }
+
+// The luma of a 64x64 image, unfiltered (the reference's single-hash path uses it as the
+// downsample); the float expression of pdq.h.
+void luma64(const ImageView& im, float* out64x64) {
+  for (int i = 0; i < 64; ++i)
+    for (int j = 0; j < 64; ++j) {
+      if (im.luma) {
+        out64x64[i * 64 + j] = *reinterpret_cast<const float*>(reinterpret_cast<const char*>(im.luma) +
+                                                               i * im.row_stride + j * im.col_stride);
+        continue;
+      }
+      const uint8_t* q = im.data + i * im.row_stride + j * im.col_stride;
+      out64x64[i * 64 + j] = im.channels == 1 ? static_cast<float>(q[0])
+                                              : 0.299f * q[0] + 0.587f * q[1] + 0.114f * q[2];
+    }
+}
+
 int hash_common(const ImageView& im, bool dihedral, uint8_t* out, bool reference, SimdLevel level) {
   check_view(im);
   const int nbytes = dihedral ? kNumDihedral * kHashBytes : kHashBytes;
@@ -167,10 +185,13 @@ int hash_common(const ImageView& im, bool dihedral, uint8_t* out, bool reference
     return 0;
   }
   float buf[64 * 64];
-  if (reference)
-    downsample64_reference(im, buf);
-  else
-    downsample64(im, buf, level);
+  if (!dihedral && is_own_downsample(im)) {
+    // The reference's single-hash path takes a 64x64 image as its own downsample (no
+    // filter pass); its dihedral path filters like at every other size. Reproduce both.
+    luma64(im, buf);
+  } else {
+    downsample64_image(im, buf, reference, level);
+  }
   const int quality = quality_from_64(buf);
   float dct[256];
   dct64_to_16(buf, dct);
@@ -179,31 +200,19 @@ int hash_common(const ImageView& im, bool dihedral, uint8_t* out, bool reference
   } else {
     bits_from_dct(dct, out);
   }
-  if (im.rows == 64 && im.cols == 64) {
-    // The reference's single-hash path takes a 64x64 image as its own downsample
-    // (no filter pass); its dihedral path filters. Reproduce both.
-    float luma[64 * 64];
-    for (int i = 0; i < 64; ++i)
-      for (int j = 0; j < 64; ++j) {
-        if (im.luma) {
-          luma[i * 64 + j] = *reinterpret_cast<const float*>(reinterpret_cast<const char*>(im.luma) +
-                                                             i * im.row_stride + j * im.col_stride);
-          continue;
-        }
-        const uint8_t* q = im.data + i * im.row_stride + j * im.col_stride;
-        luma[i * 64 + j] = im.channels == 1 ? static_cast<float>(q[0])
-                                            : 0.299f * q[0] + 0.587f * q[1] + 0.114f * q[2];
-      }
-    if (!dihedral) {
-      dct64_to_16(luma, dct);
-      bits_from_dct(dct, out);
-      return quality_from_64(luma);
-    }
-  }
   return quality;
 }
 
 }  // namespace
+
+void downsample64_image(const ImageView& im, float* out64x64, bool reference, SimdLevel level) {
+  if (im.rows < kMinDimension || im.cols < kMinDimension)
+    throw std::invalid_argument("image must be at least 5x5 pixels");
+  if (reference)
+    downsample64_reference(im, out64x64);
+  else
+    downsample64(im, out64x64, level);
+}
 
 int hash(const ImageView& im, bool dihedral, uint8_t* out, SimdLevel level) {
   return hash_common(im, dihedral, out, false, level);
@@ -211,6 +220,16 @@ int hash(const ImageView& im, bool dihedral, uint8_t* out, SimdLevel level) {
 
 int hash_reference(const ImageView& im, bool dihedral, uint8_t* out) {
   return hash_common(im, dihedral, out, true, SimdLevel::Scalar);
+}
+
+int hash_image(const ImageView& im, uint8_t* out32, uint8_t* dihedral8x32, bool reference, SimdLevel level) {
+  if (dihedral8x32 == nullptr) return hash_common(im, false, out32, reference, level);
+  const int quality = hash_common(im, true, dihedral8x32, reference, level);
+  // At 64x64 the single hash (and its quality) comes from the unfiltered path, so it is not
+  // the first dihedral hash; everywhere else it is.
+  if (is_own_downsample(im)) return hash_common(im, false, out32, reference, level);
+  std::memcpy(out32, dihedral8x32, kHashBytes);
+  return quality;
 }
 
 }  // namespace pdq

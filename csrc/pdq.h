@@ -43,9 +43,27 @@ struct ImageView {
   std::ptrdiff_t col_stride;
 };
 
+// The entry points of the Python binding (ncii_hash._core.pdq_hash / pdq_downsample64).
+// `reference` selects the plain loops of pdq_reference.cpp (the test oracle) instead of the
+// kernels of `level`; both give the same bits.
+//
+// Hashes one image as Meta's reference does: `out32` receives its hash and the return value
+// is its quality 0..100; when `dihedral8x32` is not null it receives the 8 dihedral hashes
+// (order as for hash() below). Everywhere but 64x64 the hash is dihedral8x32[0]. At exactly
+// 64x64 the reference's single-hash path takes the image's luma as its own downsample
+// (no filter pass) while its dihedral path filters, so there the hash and quality come from
+// the unfiltered luma and the dihedral hashes from the filtered one. Images under 5x5 give
+// zero hashes and quality 0. Throws std::invalid_argument for an impossible view.
+int hash_image(const ImageView& image, uint8_t* out32, uint8_t* dihedral8x32, bool reference, SimdLevel level);
+
+// The 64x64 downsample; throws std::invalid_argument for images under 5x5 pixels.
+void downsample64_image(const ImageView& image, float* out64x64, bool reference, SimdLevel level);
+
 // Hashes one image. `out` receives 32 bytes, or 8*32 bytes when `dihedral` is true (order:
 // original, rot90, rot180, rot270, flipX, flipY, flipPlus1, flipMinus1). Returns the quality
-// 0..100. Throws std::invalid_argument for an impossible view. Thread-safe.
+// 0..100. At 64x64 a single hash (and its quality) uses the unfiltered luma, the dihedral
+// hashes (and their quality) the filtered downsample; see hash_image. Throws
+// std::invalid_argument for an impossible view. Thread-safe.
 int hash(const ImageView& image, bool dihedral, uint8_t* out, SimdLevel level);
 
 // The same contract, computed by the plain loops of pdq_reference.cpp (test oracle).
