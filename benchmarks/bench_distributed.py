@@ -24,7 +24,7 @@ def run(ctx: harness.Context) -> None:
         ctx.note("Ray is not installed (pip install 'ncii-hash[distributed]'): nothing measured")
         return
     from ncii_hash import HashIndex
-    from ncii_hash.distributed import ShardedIndex
+    from ncii_hash.scale.sharded import ShardedIndex
 
     n, nq = ctx.pick(quick=100_000, full=2_000_000), ctx.pick(quick=200, full=2000)
     rng = np.random.default_rng(ctx.seed)

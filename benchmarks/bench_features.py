@@ -140,7 +140,7 @@ def load_split(ctx: harness.Context) -> tuple[dict, dict, list[np.ndarray], str]
 
 def record_rows(fs) -> np.ndarray:
     """The (n, 38) uint8 serialized records of a feature set."""
-    from ncii_hash.features import _HEADER
+    from ncii_hash.features.orb import _HEADER
 
     return np.frombuffer(fs.to_bytes()[_HEADER.size:], np.uint8).reshape(len(fs), -1)
 
@@ -342,7 +342,7 @@ def time_queries(index, queries: list, threads: int) -> tuple[list[float], list[
 
 
 def measure_size(ctx, n, rng, pool, names, bank_sets, queries, work_root) -> Optional[dict]:
-    from ncii_hash.feature_index import CANDIDATES, FeatureIndex
+    from ncii_hash.features.index import CANDIDATES, FeatureIndex
     from ncii_hash.features import MAX_FEATURES
 
     lab = label(n)

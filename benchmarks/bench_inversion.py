@@ -135,7 +135,7 @@ def load_split(ctx: harness.Context) -> tuple[list[np.ndarray], list[np.ndarray]
 def train_attacker(train: list[np.ndarray], seed: int):
     """Fit the patch model (each training photo and its mirror image), the PDQ magnitudes and
     the sign of the density baseline, from public training photos only."""
-    from ncii_hash import features as F
+    from ncii_hash.features import orb as F
 
     from benchmarks import inversion as inv
 
@@ -192,7 +192,7 @@ def run(ctx: harness.Context) -> None:
         ctx.note("skipped: the attack needs OpenCV (local features) and SciPy (sparse solve); "
                  "pip install 'ncii-hash[bench]'")
         return
-    from ncii_hash import features as F
+    from ncii_hash.features import orb as F
 
     metrics_mod = ctx.peer("skimage.metrics", dist="scikit-image")
     t0 = time.perf_counter()

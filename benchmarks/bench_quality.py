@@ -7,7 +7,7 @@ every original, by each hasher:
 * ``pdq`` -- ncii_hash PDQ, plain hash against plain hash;
 * ``pdq+dihedral`` -- the query's 8 rotations/flips against the banked hash (the platform rule);
 * ``pdq+dihedral+borders`` -- also the hash of the content box inside near-uniform borders, on
-  both sides, any-to-any (``ncii_hash.borders``);
+  both sides, any-to-any (``ncii_hash.image.borders``);
 * ``pdq+borders`` -- the border option without dihedral queries;
 * ``phash``, ``dhash``, ``ahash``, ``whash`` -- imagehash's 64-bit hashes, for context.
 
@@ -43,7 +43,6 @@ import numpy as np
 from PIL import Image
 
 import ncii_hash as nh
-from ncii_hash.borders import pdq_hash_border_robust
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -77,13 +76,13 @@ class Hasher:
 
 
 def _pdq_sets(pixels: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    r = pdq_hash_border_robust(pixels, dihedral=True)
-    plain = r.plain.hash[None]
+    r = nh.pdq_hash(pixels, dihedral=True, trim_borders=True)
+    plain = r.hash[None]
     return {
         "pdq": (plain, plain),
-        "pdq+dihedral": (r.plain.dihedral, plain),
+        "pdq+dihedral": (r.dihedral, plain),
         "pdq+borders": (r.hashes, r.hashes),
-        "pdq+dihedral+borders": (r.dihedral.reshape(-1, 32), r.hashes),
+        "pdq+dihedral+borders": (r.dihedral_sets.reshape(-1, 32), r.hashes),
     }
 
 

@@ -53,7 +53,8 @@ def _vpdq_arrays(features) -> tuple[np.ndarray, np.ndarray]:
 
 def _frames_decoded(path: Path, seconds_per_hash: float) -> int:
     from ncii_hash import video as V
-    from ncii_hash.video_decode import Options, decode_and_hash
+    from ncii_hash.video.decode import decode_and_hash
+    from ncii_hash.video.frames import Options
 
     source, container = V._check_input(path)
     collector = V._Collector()
@@ -66,10 +67,10 @@ def run(ctx: harness.Context) -> None:
         ctx.note("ncii_hash video hashing needs PyAV or OpenCV (pip install 'ncii-hash[video]'); nothing measured")
         return
     from ncii_hash import hash_video
-    from ncii_hash.video_decode import import_cv2, import_pyav
-    from ncii_hash.video_worker import POOL
+    from ncii_hash._util.optional import try_import
+    from ncii_hash.video.worker import POOL
 
-    have_opencv = import_cv2() is not None and import_pyav() is not None  # else it is the default
+    have_opencv = try_import("cv2") is not None and try_import("av") is not None  # else it is the default
     vpdq = ctx.peer("vpdq")
     folder = _sample_dir()
     videos = sorted(folder.glob("*.mp4"))

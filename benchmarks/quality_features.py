@@ -74,7 +74,7 @@ class FeatureStage:
         try:
             import cv2
 
-            from ncii_hash import features
+            from ncii_hash.features import orb as features
         except ImportError as exc:
             ctx.note(f"local-feature stage skipped: {exc} (pip install 'ncii-hash[features]')")
             self.edits: tuple[str, ...] = ()
@@ -126,7 +126,7 @@ class FeatureStage:
 def verify_any(F, query_sets: Sequence, banked):
     """A query matches if any of its sets verifies (``features.query_features``): the
     matching verification with most inliers, else the one with most inliers."""
-    results = [F.verify(q, banked) for q in query_sets]
+    results = [F.verify_features(q, banked) for q in query_sets]
     return max(results, key=lambda r: (r.is_match, r.inliers))
 
 
@@ -432,7 +432,7 @@ def markdown(ctx, res: Optional[dict], domain: str) -> str:
              "| pair | query | candidate | inliers | spread |", "| --- | --- | --- | ---: | ---: |"]
     lines += [f"| {p['pair']} | {p['query']} | {p['candidate']} | {p['inliers']} | {p['spread']:.3f} |"
               for p in d["top_pairs"] + o["top_pairs"]]
-    lines += ["", f"**Recall (%) per edit: PDQ stage, features, two-stage; inliers of true pairs**", "",
+    lines += ["", "**Recall (%) per edit: PDQ stage, features, two-stage; inliers of true pairs**", "",
               f"| edit | geometric | {PDQ_STAGE} | features | two-stage | features only | missed | "
               "inliers p5 | inliers median | spread median |",
               "| --- | :---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]

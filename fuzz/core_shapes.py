@@ -15,7 +15,7 @@ import numpy as np
 
 from ncii_hash import _core
 from ncii_hash.index import HashIndex
-from ncii_hash.pdq import hash_pixels
+from ncii_hash.image.pdq import hash_pixels
 
 
 _LEVELS = ["scalar", "avx2", "avx512"]

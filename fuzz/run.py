@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import subprocess
 import sys
@@ -45,8 +44,8 @@ def _worker_atheris(target: str, seconds: int, corpus: Path, crashes: Path) -> N
     with atheris.instrument_imports(include=include):
         import targets
         import ncii_hash.bank  # noqa: F401
-        import ncii_hash.formats  # noqa: F401
-        import ncii_hash.imageio  # noqa: F401
+        import ncii_hash.submission  # noqa: F401
+        import ncii_hash.image.io  # noqa: F401
         import ncii_hash.index  # noqa: F401
         import ncii_hash.video  # noqa: F401
     fn = targets.TARGETS[target]

@@ -43,7 +43,7 @@ def _write(name: str, data: bytes) -> Path:
 # ---------------------------------------------------------------- image bytes -> PDQ
 def fuzz_image(data: bytes) -> None:
     from ncii_hash import pdq_hash
-    from ncii_hash.imageio import ImageError
+    from ncii_hash.image.io import ImageError
 
     try:
         res = pdq_hash(data, max_pixels=FUZZ_MAX_PIXELS, dihedral=bool(data[-1:] == b"\x01"))
@@ -72,7 +72,7 @@ def fuzz_hex(data: bytes) -> None:
 
 # ---------------------------------------------------------------- submission JSON
 def fuzz_submission(data: bytes) -> None:
-    from ncii_hash.formats import SubmissionError, read_submission, write_submission
+    from ncii_hash.submission import SubmissionError, read_submission, write_submission
 
     path = _write("submission.json", data)
     try:
@@ -202,7 +202,7 @@ def _small_images() -> dict:
 
 def write_seeds(target: str, folder: Path, *, max_bytes: int = 200_000) -> int:
     """Fill ``folder`` with seed inputs for ``target``; returns how many."""
-    from ncii_hash.formats import make_submission, write_submission
+    from ncii_hash.submission import make_submission, write_submission
     from ncii_hash.index import HashIndex
 
     folder.mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import stat
 import subprocess
@@ -15,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import ncii_hash as nh
 from ncii_hash.bank import BankError, HashBank
 
 
@@ -179,7 +177,7 @@ def test_bad_csv_imports_nothing(tmp_path, content, message):
 
 
 def test_submission_round_trip_and_bad_versions(tmp_path):
-    from ncii_hash.formats import make_submission, write_submission
+    from ncii_hash.submission import make_submission, write_submission
 
     rng = np.random.default_rng(8)
     h = random_hashes(rng, 3)

@@ -11,10 +11,10 @@ from PIL import Image
 
 pytest.importorskip("cv2")
 
-from ncii_hash import features as F  # noqa: E402
+from ncii_hash.features import orb as F  # noqa: E402
 from ncii_hash import pdq_hash  # noqa: E402
 from ncii_hash.bank import BankError, HashBank  # noqa: E402
-from ncii_hash.formats import (SubmissionError, make_submission, parse_submission, read_submission,  # noqa: E402
+from ncii_hash.submission import (SubmissionError, make_submission, parse_submission, read_submission,  # noqa: E402
                                write_submission)
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,8 +9,9 @@ import sqlite3
 import numpy as np
 import pytest
 
-from ncii_hash.bank import SCHEMA_VERSION, BankError, HashBank
-from ncii_hash.formats import make_submission, parse_submission, video_item, write_submission, read_submission
+from ncii_hash.bank.schema import SCHEMA_VERSION
+from ncii_hash.bank import BankError, HashBank
+from ncii_hash.submission import make_submission, parse_submission, video_item, write_submission, read_submission
 from ncii_hash.video import VideoHash
 
 from conftest import FULL_ROOT, needs_full_set

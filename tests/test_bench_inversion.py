@@ -16,7 +16,7 @@ if str(ROOT) not in sys.path:
 cv2 = pytest.importorskip("cv2")
 
 import ncii_hash as nh  # noqa: E402
-from ncii_hash import features as F  # noqa: E402
+from ncii_hash.features import orb as F  # noqa: E402
 
 from benchmarks import bench_inversion as bi  # noqa: E402
 from benchmarks import datasets  # noqa: E402

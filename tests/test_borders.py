@@ -1,4 +1,4 @@
-"""Border trimming and the border-robust matching rule (ncii_hash.borders).
+"""Border trimming and the border-robust matching rule (ncii_hash.image.borders).
 
 Oracles: a known frame around a generated photo must be found to the pixel (or within JPEG's
 reach), a borderless photo and a photo with a flat sky must keep their plain hash, and the
@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 import ncii_hash as nh
-from ncii_hash.borders import border_robust_distance, find_content_box, pdq_hash_border_robust, trim_borders
+from ncii_hash import border_robust_distance, find_content_box, pdq_hash, trim_borders
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -85,29 +85,29 @@ def test_greyscale_input_and_bad_input(photo):
 
 
 def test_border_robust_hash_recovers_letterboxed_copy(photo):
-    orig = pdq_hash_border_robust(photo, dihedral=True)
-    boxed = pdq_hash_border_robust(frame(photo, 60, 60, 0, 0), dihedral=True)
+    orig = pdq_hash(photo, dihedral=True, trim_borders=True)
+    boxed = pdq_hash(frame(photo, 60, 60, 0, 0), dihedral=True, trim_borders=True)
     assert orig.trimmed is None and orig.hashes.shape == (1, 32)
-    assert boxed.trimmed is not None and boxed.hashes.shape == (2, 32) and boxed.dihedral.shape == (2, 8, 32)
-    assert nh.hamming(boxed.plain.hash, orig.plain.hash) > 31  # plain PDQ misses it
+    assert boxed.trimmed is not None and boxed.hashes.shape == (2, 32) and boxed.dihedral_sets.shape == (2, 8, 32)
+    assert nh.hamming(boxed.hash, orig.hash) > 31  # plain PDQ misses it
     assert border_robust_distance(boxed, orig) == 0  # trimmed content is pixel-identical
     assert nh.border_robust_match(boxed, orig, dihedral=True)
 
 
 def test_any_to_any_is_never_worse_than_plain(photo):
     rng = np.random.default_rng(3)
-    a = pdq_hash_border_robust(photo, dihedral=True)
+    a = pdq_hash(photo, dihedral=True, trim_borders=True)
     for k in range(4):
         other = synthetic_photos(1, seed=100 + k)[0]
         if k % 2:
             other = frame(other, int(rng.integers(10, 50)), 20, 0, 0)
-        b = pdq_hash_border_robust(other, dihedral=True)
-        plain = nh.hamming(b.plain.hash, a.plain.hash)
+        b = pdq_hash(other, dihedral=True, trim_borders=True)
+        plain = nh.hamming(b.hash, a.hash)
         assert border_robust_distance(b, a) <= plain
         assert border_robust_distance(b, a, dihedral=True) <= border_robust_distance(b, a)
 
 
 def test_dihedral_needs_dihedral_hashes(photo):
-    q = pdq_hash_border_robust(photo)
+    q = pdq_hash(photo, trim_borders=True)
     with pytest.raises(ValueError, match="dihedral"):
         border_robust_distance(q, q, dihedral=True)

@@ -15,8 +15,8 @@ pq = pytest.importorskip("pyarrow.parquet")
 
 from ncii_hash import HashIndex, to_hex  # noqa: E402
 from ncii_hash.bank import HashBank  # noqa: E402
-from ncii_hash.catalogue import backfill  # noqa: E402
-from ncii_hash.distributed import (  # noqa: E402
+from ncii_hash.scale.backfill import backfill  # noqa: E402
+from ncii_hash.scale.sharded import (  # noqa: E402
     ShardedIndex,
     ShardUnavailableError,
     merge_range_results,

@@ -11,8 +11,8 @@ from PIL import Image
 pytest.importorskip("cv2")
 
 from ncii_hash import _core  # noqa: E402
-from ncii_hash import features as F  # noqa: E402
-from ncii_hash.feature_index import FeatureIndex  # noqa: E402
+from ncii_hash.features import orb as F  # noqa: E402
+from ncii_hash.features.index import FeatureIndex  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 PHOTOS = [ROOT / "examples" / "survivor" / "IMG_0001.jpg"] + sorted(

@@ -10,7 +10,7 @@ from PIL import Image, ImageDraw
 
 cv2 = pytest.importorskip("cv2")
 
-from ncii_hash import features as F  # noqa: E402
+from ncii_hash.features import orb as F  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 PHOTO = ROOT / "examples" / "survivor" / "IMG_0001.jpg"
@@ -114,7 +114,7 @@ def test_keypoint_outside_frame_is_rejected(photo_features):
 @pytest.mark.parametrize("edit", sorted(EDITS))
 def test_geometric_edits_verify(photo, photo_features, edit):
     edited = EDITS[edit](photo)
-    g = max((F.verify(q, photo_features) for q in F.query_features(np.asarray(edited))),
+    g = max((F.verify_features(q, photo_features) for q in F.query_features(np.asarray(edited))),
             key=lambda r: (r.is_match, r.inliers))
     assert g.is_match, (edit, g)
     assert g.inliers >= F.MIN_INLIERS
@@ -129,7 +129,7 @@ def test_distinct_photos_do_not_verify(photo_features):
     for i, a in enumerate(sets):
         for j, b in enumerate(sets):
             if i != j:
-                g = F.verify(a, b)
+                g = F.verify_features(a, b)
                 assert not g.is_match
                 assert g.inliers < F.MIN_INLIERS // 2
 
@@ -139,7 +139,7 @@ def test_flat_and_tiny_images_are_unusable_not_errors():
     fs = F.extract_features(flat)
     assert len(fs) == 0 and not fs.usable
     tiny = F.extract_features(np.random.default_rng(1).integers(0, 255, (20, 300, 3), dtype=np.uint8))
-    assert len(tiny) == 0 and not F.verify(tiny, tiny).is_match
+    assert len(tiny) == 0 and not F.verify_features(tiny, tiny).is_match
     assert F.FeatureSet.from_bytes(tiny.to_bytes()).width == tiny.width
     assert F.FeatureSet.from_bytes(fs.to_bytes()).to_bytes() == fs.to_bytes()
 

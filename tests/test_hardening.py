@@ -28,10 +28,11 @@ from PIL import Image
 
 import ncii_hash as nh
 from ncii_hash import cli
+from ncii_hash.cli import inputs as cli_inputs
 from ncii_hash.bank import BankError, HashBank
-from ncii_hash.formats import SubmissionError, make_submission, read_submission, write_submission
+from ncii_hash.submission import SubmissionError, make_submission, read_submission, write_submission
 from ncii_hash.index import HashIndex
-from ncii_hash.index_file import write_index_file
+from ncii_hash.index.file import write_index_file
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "fuzz"))
@@ -76,7 +77,7 @@ def test_submission_with_a_huge_integer_is_a_submission_error(tmp_path):
 
 @pytest.mark.parametrize("version, count", [(True, 1), (1.0, 1), (1, True), (1, 1.0)])
 def test_submission_version_and_count_must_be_integers_not_lookalikes(version, count):
-    from ncii_hash.formats import parse_submission
+    from ncii_hash.submission import parse_submission
 
     doc = {"format": "ncii-hash-submission", "version": version, "algorithm": "pdq",
            "items": [{"kind": "image", "pdq": "ab" * 32, "quality": 90}], "counts": {"items": count}}
@@ -340,7 +341,7 @@ def test_broken_symlinks_in_a_folder_are_named(tmp_path):
     _photo(folder / "good.png")
     os.symlink("nowhere.jpg", folder / "dangling.jpg")
     os.symlink("self.jpg", folder / "self.jpg")
-    names = sorted(p.name for p in cli.iter_inputs([str(folder)], True))
+    names = sorted(p.name for p in cli_inputs.iter_inputs([str(folder)], True))
     assert names == ["dangling.jpg", "good.png", "self.jpg"]
 
 

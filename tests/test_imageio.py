@@ -15,7 +15,7 @@ from PIL import Image, ImageFile, features
 
 import ncii_hash as nh
 from ncii_hash import ImageError
-from ncii_hash.imageio import allowed_formats, load_pixels
+from ncii_hash.image.io import allowed_formats, load_pixels
 
 from imageio_helpers import (
     bmp_header,

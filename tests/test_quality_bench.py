@@ -179,7 +179,7 @@ def test_other_group_sample_never_draws_the_own_group():
 
 
 def test_decide_is_verifys_rule():
-    from ncii_hash import features
+    from ncii_hash.features import orb as features
     inl = np.array([features.MIN_INLIERS - 1, features.MIN_INLIERS, features.MIN_INLIERS, 200])
     spread = np.array([0.9, features.MIN_SPREAD, features.MIN_SPREAD - 1e-3, 0.5])
     assert qf.decide(inl, spread, features.MIN_INLIERS, features.MIN_SPREAD).tolist() == [False, True, False, True]

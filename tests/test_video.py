@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 import ncii_hash
-from ncii_hash import video as V
-from ncii_hash import video_worker as W
+from ncii_hash.video import vpdq as V
+from ncii_hash.video import worker as W
 from ncii_hash.video import VideoError, VideoHash, hash_video, match_video
 
 HERE = Path(__file__).resolve().parent

@@ -17,12 +17,12 @@ import numpy as np
 import pytest
 
 import ncii_hash
-from ncii_hash import video_decode as D
-from ncii_hash import video_worker as W
-from ncii_hash.video import VideoError, _Collector, _check_input, _file_md5, hash_video
+from ncii_hash.video import decode, frames as D
+from ncii_hash.video import worker as W
+from ncii_hash.video.vpdq import VideoError, _Collector, _check_input, _file_md5, hash_video
 
 av = pytest.importorskip("av", reason="PyAV missing: pip install 'ncii-hash[video]'")
-video_pyav = pytest.importorskip("ncii_hash.video_pyav")
+video_pyav = pytest.importorskip("ncii_hash.video.pyav")
 
 HERE = Path(__file__).resolve().parent
 BUNDLED = HERE / "data" / "vpdq" / "test-padded-dimensions.mp4"
@@ -46,7 +46,7 @@ def _decode(path: Path, *, seconds_per_hash: float, skip: bool, decoder: str = "
     opts = D.Options(seconds_per_hash=seconds_per_hash, max_frames=10**6, max_duration=1e6,
                      max_pixels=10**8, threads=threads, timeout=None, decoder=decoder, skip_unsampled=skip)
     collector = _Collector()
-    D.decode_and_hash(source, container, opts, collector)
+    decode.decode_and_hash(source, container, opts, collector)
     return collector.result(_file_md5(source)), collector.stats
 
 

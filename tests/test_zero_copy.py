@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 
 import ncii_hash as nh
-from ncii_hash.imageio import load_pixels
+from ncii_hash.image.io import load_pixels
 
 
 def test_rgbx_view_equals_copy_and_outlives_the_image(tmp_path):

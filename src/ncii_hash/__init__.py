@@ -1,109 +1,82 @@
 """ncii_hash: private PDQ hashing for survivors, exact hash matching for platforms.
 
-The public API is re-exported here; modules are implementation detail.
+The public API is re-exported here; the packages behind it are::
+
+    image/     pixels in, hashes out (decoding, PDQ, borders)
+    video/     frames in, hashes out (vPDQ, decoders, worker process)
+    features/  local features and their index (the geometry-robust second stage)
+    index/     HashIndex: codes in, matches out; knows no images
+    bank/      HashBank: the durable bank, its index, feature store and exchange formats
+    scale/     Ray: sharded index and catalogue backfill (loaded on first use)
+    cli/       the ``ncii-hash`` command (nothing imports it)
+
+See docs/architecture.md for what each may import.
 """
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError, version
+
 from ._core import simd_level
-from .borders import (
-    BorderRobustHash,
-    border_robust_distance,
-    border_robust_match,
-    find_content_box,
-    pdq_hash_border_robust,
-    trim_borders,
-)
-# features.py imports OpenCV only when features are extracted (the optional `features` extra).
-from .feature_index import FeatureHit, FeatureIndex
-from .features import (FeatureError, FeatureSet, GeometricMatch, extract_features, image_features,
-                       query_features, verify)
-from .hashes import (
-    PDQ_HASH_BITS,
-    PDQ_HASH_BYTES,
-    PDQ_MATCH_THRESHOLD,
-    PDQ_MIN_QUALITY,
-    as_hash_array,
-    from_hex,
-    hamming,
-    hamming_matrix,
-    to_hex,
-)
-from .imageio import DEFAULT_MAX_PIXELS, ImageError, allowed_formats, load_pixels
+from .bank import (BankMatch, BankStats, CaseInfo, ChangeSet, FeatureBankMatch, HashBank, ImageBankMatch,
+                   VideoBankMatch)
+from .errors import (BankError, FeatureError, ImageError, IndexFileError, NciiHashError, ShardUnavailableError,
+                     SubmissionError, VideoError)
+# features/ and video/ import OpenCV / PyAV only when features are extracted or a video is decoded.
+from .features import (FeatureHit, FeatureIndex, FeatureSet, GeometricMatch, extract_features, image_features,
+                       query_features, verify_features)
+from .hashes import (PDQ_HASH_BITS, PDQ_HASH_BYTES, PDQ_MATCH_THRESHOLD, PDQ_MIN_QUALITY, as_hash_array, from_hex,
+                     hamming, hamming_matrix, to_hex)
+from .image import (DEFAULT_MAX_PIXELS, DIHEDRAL_NAMES, PDQBatch, PDQResult, allowed_formats, border_robust_distance,
+                    border_robust_match, find_content_box, hash_pixels, load_pixels, pdq_hash, pdq_hash_many,
+                    trim_borders)
 from .index import BACKENDS, EXACT_BACKENDS, HashIndex, KnnResult, Match, RangeResult
-from .pdq import DIHEDRAL_NAMES, PDQBatch, PDQResult, hash_pixels, pdq_hash, pdq_hash_many
-# video.py imports OpenCV only when a video is decoded (the optional `video` extra).
-from .video import VideoError, VideoHash, VideoMatch, hash_video, match_video
+from .submission import (Submission, SubmittedVideo, make_submission, parse_submission, read_submission,
+                         video_item, write_submission)
+from .video import VideoHash, VideoMatch, hash_video, match_video
 
-__version__ = "0.1.0"
+try:  # the version is written once, in pyproject.toml
+    __version__ = version("ncii-hash")
+except PackageNotFoundError:  # pragma: no cover - running from an uninstalled tree
+    __version__ = "0+unknown"
 
-# distributed.py needs Ray (the optional `distributed` extra): its names load on first use, so
-# `import ncii_hash` never imports Ray.
-_LAZY_DISTRIBUTED = frozenset({"ShardedIndex", "ShardUnavailableError"})
-_LAZY_BACKFILL = frozenset({"BackfillReport", "backfill"})
+# scale/ needs Ray (the optional `distributed` extra): its names load on first use, so
+# `import ncii_hash` never imports Ray or pyarrow.
+_LAZY_SCALE = frozenset({"ShardedIndex", "BackfillReport", "backfill"})
 
 
 def __getattr__(name: str):
-    if name in _LAZY_DISTRIBUTED:
-        from . import distributed
+    if name in _LAZY_SCALE:
+        from . import scale
 
-        return getattr(distributed, name)
-    if name in _LAZY_BACKFILL:
-        from . import catalogue as _backfill
-
-        return getattr(_backfill, name)
+        return getattr(scale, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [
-    "BACKENDS",
-    "BorderRobustHash",
-    "border_robust_distance",
-    "border_robust_match",
-    "find_content_box",
-    "pdq_hash_border_robust",
-    "trim_borders",
-    "DEFAULT_MAX_PIXELS",
-    "DIHEDRAL_NAMES",
-    "EXACT_BACKENDS",
-    "HashIndex",
-    "ImageError",
-    "KnnResult",
-    "Match",
-    "PDQBatch",
-    "PDQResult",
-    "PDQ_HASH_BITS",
-    "PDQ_HASH_BYTES",
-    "PDQ_MATCH_THRESHOLD",
-    "PDQ_MIN_QUALITY",
-    "RangeResult",
-    "allowed_formats",
-    "as_hash_array",
-    "from_hex",
-    "hamming",
-    "hamming_matrix",
-    "hash_pixels",
-    "load_pixels",
-    "pdq_hash",
-    "pdq_hash_many",
-    "simd_level",
-    "to_hex",
-    "VideoError",
-    "VideoHash",
-    "VideoMatch",
-    "hash_video",
-    "match_video",
-    "FeatureError",
-    "FeatureHit",
-    "FeatureIndex",
-    "FeatureSet",
-    "GeometricMatch",
-    "extract_features",
-    "image_features",
-    "query_features",
-    "verify",
-    "ShardedIndex",
-    "ShardUnavailableError",
-    "BackfillReport",
-    "backfill",
+    # hashes and thresholds
+    "PDQ_HASH_BITS", "PDQ_HASH_BYTES", "PDQ_MATCH_THRESHOLD", "PDQ_MIN_QUALITY",
+    "as_hash_array", "from_hex", "to_hex", "hamming", "hamming_matrix", "simd_level",
+    # images
+    "DEFAULT_MAX_PIXELS", "DIHEDRAL_NAMES", "PDQBatch", "PDQResult", "allowed_formats", "load_pixels",
+    "hash_pixels", "pdq_hash", "pdq_hash_many", "find_content_box", "trim_borders",
+    "border_robust_distance", "border_robust_match",
+    # videos
+    "VideoHash", "VideoMatch", "hash_video", "match_video",
+    # local features
+    "FeatureHit", "FeatureIndex", "FeatureSet", "GeometricMatch", "extract_features", "image_features",
+    "query_features", "verify_features",
+    # index
+    "BACKENDS", "EXACT_BACKENDS", "HashIndex", "KnnResult", "Match", "RangeResult",
+    # bank
+    "HashBank", "BankMatch", "BankStats", "CaseInfo", "ChangeSet", "FeatureBankMatch", "ImageBankMatch",
+    "VideoBankMatch",
+    # submissions
+    "Submission", "SubmittedVideo", "make_submission", "parse_submission", "read_submission", "video_item",
+    "write_submission",
+    # errors
+    "NciiHashError", "BankError", "FeatureError", "ImageError", "IndexFileError", "ShardUnavailableError",
+    "SubmissionError", "VideoError",
+    # scale-out (lazy)
+    "ShardedIndex", "BackfillReport", "backfill",
 ]

@@ -28,6 +28,15 @@ _HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
 _POPCOUNT8 = np.array([bin(i).count("1") for i in range(256)], dtype=np.int32)
 
 
+def bit_count(words: np.ndarray) -> np.ndarray:
+    """Set bits summed along the last axis of an unsigned integer array (int32): the one
+    NumPy popcount of the library (the C++ core has the SIMD ones)."""
+    if hasattr(np, "bitwise_count"):
+        return np.bitwise_count(words).sum(axis=-1, dtype=np.int32)
+    b = np.ascontiguousarray(words).view(np.uint8)  # pragma: no cover - numpy < 2.0
+    return _POPCOUNT8[b].sum(axis=-1, dtype=np.int32)  # pragma: no cover
+
+
 def as_hash_array(hashes: object, *, name: str = "hashes") -> np.ndarray:
     """Return ``hashes`` as a C-contiguous ``uint8`` array of shape ``(N, 32)``.
 
@@ -104,9 +113,11 @@ def hamming(a: np.ndarray | HexLike, b: np.ndarray | HexLike) -> np.ndarray | in
     aa = from_hex(a) if isinstance(a, (str, bytes)) else np.asarray(a)
     bb = from_hex(b) if isinstance(b, (str, bytes)) else np.asarray(b)
     for name, arr in (("a", aa), ("b", bb)):
-        if arr.dtype != np.uint8 or arr.shape[-1:] != (PDQ_HASH_BYTES,):
-            raise ValueError(f"{name} must be uint8 with last dimension 32; got {arr.dtype} {arr.shape}")
-    d = _POPCOUNT8[np.bitwise_xor(aa, bb)].sum(axis=-1, dtype=np.int32)
+        if arr.dtype != np.uint8:
+            raise TypeError(f"{name} must be uint8 hashes (last dimension 32); got dtype {arr.dtype}")
+        if arr.shape[-1:] != (PDQ_HASH_BYTES,):
+            raise ValueError(f"{name} must have last dimension 32 (one PDQ hash); got shape {arr.shape}")
+    d = bit_count(np.bitwise_xor(aa, bb))
     if d.ndim == 0:
         return int(d)
     return d

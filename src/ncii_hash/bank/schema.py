@@ -1,0 +1,190 @@
+"""HashBank's records, SQLite schema and migrations, and small helpers it shares with the
+CSV parser. The public names are re-exported by :mod:`ncii_hash.bank`."""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from dataclasses import dataclass
+from typing import Any, Optional, Union
+
+import numpy as np
+
+from ..errors import BankError
+from ..hashes import PDQ_HASH_BYTES, as_hash_array
+
+SCHEMA_VERSION = 3
+MEDIA_KINDS = ("image", "video_frame")
+CASE_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+EXPORT_HEADER = ["pdq", "quality", "case_id", "kind", "item"]
+
+PathLike = Union[str, os.PathLike]
+
+
+@dataclass(frozen=True)
+class BankMatch:
+    """One banked hash within the radius of a query."""
+
+    query: int  #: index of the query in the batch
+    case_id: str
+    hash_id: int
+    distance: int
+    variant: int  #: dihedral variant of the query that matched (0 = original)
+
+
+@dataclass(frozen=True)
+class CaseInfo:
+    case_id: str
+    status: str  #: "active" or "withdrawn"
+    created_at: float  #: Unix time
+    withdrawn_at: Optional[float]
+    hashes: int  #: hashes currently banked for the case (0 once withdrawn)
+
+
+@dataclass(frozen=True)
+class BankStats:
+    cases: int
+    active_cases: int
+    withdrawn_cases: int
+    hashes: int
+    change_seq: int
+    file_bytes: int
+    index_entries: int
+    index_source: str  #: "snapshot", "rebuilt" or "empty"
+    feature_sets: int = 0  #: banked local feature sets (issue 8)
+
+
+@dataclass(frozen=True)
+class ChangeSet:
+    """Delta since a token: cases added (with their hashes) and case ids withdrawn."""
+
+    added: list  #: list of dicts {"case_id", "hashes" (N,32) uint8, "qualities", "kinds"}
+    withdrawn: list  #: list of case ids
+    next_token: str
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS cases (
+    case_id TEXT PRIMARY KEY,
+    created_at REAL NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('active', 'withdrawn')),
+    withdrawn_at REAL
+);
+CREATE TABLE IF NOT EXISTS hashes (
+    hash_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    case_id TEXT NOT NULL REFERENCES cases(case_id),
+    algorithm TEXT NOT NULL DEFAULT 'pdq' CHECK (algorithm = 'pdq'),
+    hash BLOB NOT NULL CHECK (length(hash) = 32),
+    quality INTEGER NOT NULL CHECK (quality BETWEEN 0 AND 100),
+    kind TEXT NOT NULL CHECK (kind IN ('image', 'video_frame')),
+    added_at REAL NOT NULL,
+    seq INTEGER NOT NULL,
+    item INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS hashes_by_case ON hashes(case_id);
+CREATE INDEX IF NOT EXISTS hashes_by_seq ON hashes(seq);
+CREATE TABLE IF NOT EXISTS videos (
+    case_id TEXT NOT NULL REFERENCES cases(case_id),
+    item INTEGER NOT NULL,
+    md5 TEXT NOT NULL,
+    PRIMARY KEY (case_id, item)
+);
+CREATE TABLE IF NOT EXISTS features (
+    feature_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    case_id TEXT NOT NULL REFERENCES cases(case_id),
+    data BLOB NOT NULL,
+    added_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS features_by_case ON features(case_id);
+CREATE TABLE IF NOT EXISTS changes (
+    seq INTEGER PRIMARY KEY,
+    case_id TEXT NOT NULL,
+    op TEXT NOT NULL CHECK (op IN ('add', 'withdraw')),
+    hash_ids BLOB NOT NULL,
+    at REAL NOT NULL
+);
+"""
+
+
+# _MIGRATIONS[v]: statements taking schema v to v + 1, applied in one transaction.
+_MIGRATIONS = {
+    1: [  # v2: videos -- frames of one video share an item number within their case
+        "ALTER TABLE hashes ADD COLUMN item INTEGER NOT NULL DEFAULT 0",
+        "CREATE TABLE IF NOT EXISTS videos (case_id TEXT NOT NULL REFERENCES cases(case_id), "
+        "item INTEGER NOT NULL, md5 TEXT NOT NULL, PRIMARY KEY (case_id, item))",
+    ],
+    2: [  # v3: local feature sets (issue 8), one row per banked image that has one
+        "CREATE TABLE IF NOT EXISTS features (feature_id INTEGER PRIMARY KEY AUTOINCREMENT, "
+        "case_id TEXT NOT NULL REFERENCES cases(case_id), data BLOB NOT NULL, added_at REAL NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS features_by_case ON features(case_id)",
+    ],
+}
+
+
+@dataclass(frozen=True)
+class ImageBankMatch:
+    """A case an image matches, and by which stage: ``"pdq"`` (its hash, any of the 8
+    orientations, or the content inside a uniform border, within the radius) or
+    ``"local features"`` (geometrically verified; only tried when PDQ found nothing)."""
+
+    case_id: str
+    via: str
+    distance: Optional[int] = None  #: PDQ bits (via "pdq")
+    inliers: Optional[int] = None  #: verified correspondences (via "local features")
+
+
+@dataclass(frozen=True)
+class FeatureBankMatch:
+    """A banked image whose local features verify against a query image."""
+
+    query: int  #: index of the query in the batch
+    case_id: str
+    feature_id: int  #: the banked feature set's row
+    inliers: int  #: geometrically consistent correspondences
+    spread: float  #: share of the banked picture the correspondences cover
+    scale: float  #: query -> banked image scale of the fitted similarity
+    rotation_degrees: float
+
+
+@dataclass(frozen=True)
+class VideoBankMatch:
+    """A banked video that matches a query video under the vPDQ rule."""
+
+    case_id: str
+    item: int  #: which video of the case
+    query_pct: float  #: share of the query's unique good frames found in the banked video
+    compared_pct: float  #: share of the banked video's unique good frames found in the query
+    md5_equal: bool  #: the very same file (MD5 of the bytes)
+
+
+def _new_case_id() -> str:
+    # 128 random bits: unguessable, so a case id alone reveals nothing and cannot be enumerated.
+    return "case-" + secrets.token_hex(16)
+
+
+def codes_from_blobs(blobs: Any) -> np.ndarray:
+    """(N, 32) uint8 array from an iterable of 32-byte hash blobs (a copy)."""
+    return np.frombuffer(b"".join(blobs), dtype=np.uint8).reshape(-1, PDQ_HASH_BYTES).copy()
+
+
+def _video_parts(video: Any) -> tuple:
+    """(frames (F,32) uint8, qualities (F,) int32, md5 str) of a VideoHash, a submission's
+    SubmittedVideo or a (frames, qualities[, md5]) tuple."""
+    if hasattr(video, "frames") and hasattr(video, "qualities"):
+        frames, qualities, md5 = video.frames, video.qualities, getattr(video, "md5", "") or ""
+    elif isinstance(video, (tuple, list)) and len(video) in (2, 3):
+        frames, qualities = video[0], video[1]
+        md5 = video[2] if len(video) == 3 else ""
+    else:
+        raise TypeError("a video must be a VideoHash, a SubmittedVideo or a (frames, qualities, md5) tuple")
+    h = as_hash_array(frames, name="video frames")
+    q = np.asarray(qualities, dtype=np.int32)
+    if q.shape != (h.shape[0],):
+        raise BankError(f"a video needs one quality per frame: {h.shape[0]} frames, {q.shape} qualities")
+    if h.shape[0] == 0:
+        raise BankError("a video needs at least one frame hash")
+    _, first = np.unique(h, axis=0, return_index=True)  # identical frames count once
+    first = np.sort(first)
+    return h[first], q[first], str(md5)
