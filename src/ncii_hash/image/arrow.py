@@ -1,6 +1,6 @@
 """Zero-copy access to Pillow's pixel memory: an RGB image (4 bytes a pixel in Pillow) is
 exported through Pillow's Arrow C interface and viewed as a ``(H, W, 4)`` numpy array, so
-large decoded photos are hashed in place. Used by :mod:`ncii_hash.imageio`."""
+large decoded photos are hashed in place. Used by :mod:`.io`."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ _capsule_pointer.argtypes = [ctypes.py_object, ctypes.c_char_p]
 _single_block_ready = False
 
 
-def _use_single_block_images() -> None:
+def use_single_block_images() -> None:
     """Ask Pillow to store each new image in one contiguous block (its default splits large
     images into 16 MB pieces). Only the allocation strategy changes; it lets large decoded
     photos be hashed in place through Pillow's Arrow export instead of being copied."""
@@ -48,7 +48,7 @@ def _use_single_block_images() -> None:
     _single_block_ready = True
 
 
-def _rgbx_view(img: Image.Image) -> Optional[np.ndarray]:
+def rgbx_view(img: Image.Image) -> Optional[np.ndarray]:
     """A zero-copy ``(H, W, 4)`` view of an RGB image's pixels (Pillow keeps RGB as 4 bytes
     per pixel; the 4th is padding), or None when Pillow cannot export it. The view keeps
     the export (and so the image memory) alive."""
