@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+import video_helpers
+
 HERE = Path(__file__).resolve().parent
 SUBSET_PDQ = HERE / "data" / "pdq"
 
@@ -57,3 +59,15 @@ def simd(request):
     assert _core.simd_level() == level
     yield level
     _core.set_simd_cap("avx512")
+
+
+@pytest.fixture(scope="session")
+def vpdq_root() -> Path:
+    if video_helpers.VPDQ_ROOT is None:
+        pytest.skip(video_helpers.SKIP_FULL)
+    return video_helpers.VPDQ_ROOT
+
+
+@pytest.fixture(scope="module")
+def cv2():
+    return pytest.importorskip("cv2", reason="OpenCV missing: pip install 'ncii-hash[video]'")
