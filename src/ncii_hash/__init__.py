@@ -19,7 +19,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from ._core import simd_level
 from .bank import (BankMatch, BankStats, CaseInfo, ChangeSet, FeatureBankMatch, HashBank, ImageBankMatch,
-                   VideoBankMatch)
+                   ImageMatchReport, VideoBankMatch)
 from .errors import (BankError, FeatureError, ImageError, IndexFileError, NciiHashError, ShardUnavailableError,
                      SubmissionError, VideoError)
 # features/ and video/ import OpenCV / PyAV only when features are extracted or a video is decoded.
@@ -70,7 +70,7 @@ __all__ = [
     "BACKENDS", "EXACT_BACKENDS", "HashIndex", "KnnResult", "Match", "RangeResult",
     # bank
     "HashBank", "BankMatch", "BankStats", "CaseInfo", "ChangeSet", "FeatureBankMatch", "ImageBankMatch",
-    "VideoBankMatch",
+    "ImageMatchReport", "VideoBankMatch",
     # submissions
     "Submission", "SubmittedVideo", "make_submission", "parse_submission", "read_submission", "video_item",
     "write_submission",

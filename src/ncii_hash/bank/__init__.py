@@ -4,9 +4,10 @@ never ``service``, ``tx`` or ``cli``."""
 
 from ..errors import BankError
 from .bank import HashBank
+from .image_match import ImageMatchReport
 from .schema import BankMatch, BankStats, CaseInfo, ChangeSet, FeatureBankMatch, ImageBankMatch, VideoBankMatch
 
 __all__ = [
     "BankError", "BankMatch", "BankStats", "CaseInfo", "ChangeSet", "FeatureBankMatch", "HashBank",
-    "ImageBankMatch", "VideoBankMatch",
+    "ImageBankMatch", "ImageMatchReport", "VideoBankMatch",
 ]

@@ -32,13 +32,15 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
 from .exchange import BankExchangeMixin
 from .index_sync import BankIndexMixin
 from .feature_store import FeatureBankMixin, feature_sets_of
+from . import image_match
+from .image_match import ImageMatchReport
 from .schema import (  # noqa: F401  (re-exported: the bank's public records)
     CASE_ID_PATTERN,
     PathLike,
@@ -63,6 +65,7 @@ from ..submission import Submission, parse_submission, read_submission
 from .._util.files import create_private_file
 from ..hashes import PDQ_HASH_BYTES, PDQ_MATCH_THRESHOLD, PDQ_MIN_QUALITY, as_hash_array
 from ..index.hash_index import HashIndex
+from ..image.io import ImageSource
 
 class HashBank(FeatureBankMixin, BankExchangeMixin, BankIndexMixin):
     """A durable bank of NCII hash cases (see module docs for the guarantees)."""
@@ -404,6 +407,39 @@ class HashBank(FeatureBankMixin, BankExchangeMixin, BankIndexMixin):
             rows.sort(key=lambda m: (m.distance, m.hash_id))
             out.extend(rows)
         return out
+
+    def match_images(
+        self,
+        images: Sequence[ImageSource],
+        *,
+        radius: int = PDQ_MATCH_THRESHOLD,
+        dihedral: bool = True,
+        trim_borders: bool = True,
+        features: bool = True,
+        threads: int = 0,
+        progress: Optional[Callable[[int, int], None]] = None,
+    ) -> list[ImageMatchReport]:
+        """Match a batch of images (paths, bytes, PIL images or arrays): one
+        :class:`ImageMatchReport` per image, in order. One bad image never stops the batch
+        (its report carries the error).
+
+        PDQ first: each image's hash in all 8 orientations (``dihedral``) and, when it has a
+        uniform border, the content inside it (``trim_borders``), within ``radius``
+        (inclusive). Then, for the images PDQ missed, local features (``features``; only
+        when the bank holds feature sets and OpenCV is installed). ``progress(done, total)``
+        follows the hashing.
+        """
+        return image_match.match_images(self, images, radius=radius, dihedral=dihedral, trim_borders=trim_borders,
+                                        features=features, threads=threads, progress=progress)
+
+    def match_image(self, image: ImageSource, *, radius: Optional[int] = None, features: bool = True,
+                    threads: int = 0) -> list[ImageBankMatch]:
+        """The platform's one call for an uploaded image (path, bytes, PIL image or array):
+        PDQ first -- all 8 orientations, and the content inside a uniform border -- then,
+        only if that finds nothing and the bank holds feature sets, local features (crops,
+        small rotations, banners, screenshots). One entry per case, best first. Raises
+        ImageError when the image cannot be decoded."""
+        return image_match.match_image(self, image, radius=radius, features=features, threads=threads)
 
     def _rows_for_ids(self, sql: str, ids: np.ndarray) -> list:
         """Run ``sql`` (with one ``{}`` for the placeholders) over unique ``ids`` in chunks

@@ -174,35 +174,6 @@ class FeatureBankMixin:
                                         rotation_degrees=round(h.match.rotation_degrees, 2)))
         return out
 
-    def match_image(self, image: Any, *, radius: Optional[int] = None, features: bool = True,
-                    threads: int = 0) -> list[ImageBankMatch]:
-        """The platform's one call for an uploaded image (path, bytes, PIL image or array):
-        PDQ first -- all 8 orientations, and the content inside a uniform border -- then,
-        only if that finds nothing and the bank holds feature sets, local features (crops,
-        small rotations, banners, screenshots). One entry per case, best first."""
-        from ..hashes import PDQ_MATCH_THRESHOLD
-        from ..image.io import load_pixels
-        from ..image.pdq import pdq_hash
-
-        r = PDQ_MATCH_THRESHOLD if radius is None else radius
-        pixels = load_pixels(image)
-        res = pdq_hash(pixels, dihedral=True, trim_borders=True)
-        sets = [res.dihedral] + ([res.trimmed.dihedral] if res.trimmed is not None else [])
-        best: dict[str, int] = {}
-        for m in self.match(np.stack(sets), r, dihedral=True, threads=threads):  # type: ignore[attr-defined]
-            best[m.case_id] = min(best.get(m.case_id, 256), m.distance)
-        if best:
-            return [ImageBankMatch(c, "pdq", distance=d) for c, d in sorted(best.items(), key=lambda t: (t[1], t[0]))]
-        if not features or self.feature_count() == 0:
-            return []
-        from ..features.orb import query_features
-
-        found: dict[str, int] = {}
-        for m in self.match_features(query_features(pixels), threads=threads):
-            found[m.case_id] = max(found.get(m.case_id, 0), m.inliers)
-        return [ImageBankMatch(c, "local features", inliers=n)
-                for c, n in sorted(found.items(), key=lambda t: (-t[1], t[0]))]
-
     def feature_count(self) -> int:
         with self._lock:
             return int(self._db.execute("SELECT COUNT(*) FROM features").fetchone()[0])
