@@ -21,19 +21,16 @@ checksummed and replaced atomically, like :class:`ncii_hash.HashIndex` files.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import struct
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
 from .._core import lf_build_tables, lf_vote
-from .._util.files import atomic_private_file
+from .._util.container import ContainerKind, read_container, write_container
+from ..errors import IndexFileError
 from .orb import _HEADER as _SET_HEADER
 from .orb import _RECORD, FEATURE_VERSION, MAGIC, MAX_FEATURES, FeatureSet, GeometricMatch, verify_features
 
@@ -49,10 +46,8 @@ CANDIDATES = 32
 #: Buckets holding more than this many times the mean are skipped (uninformative corners).
 STOP_FACTOR = 64
 _SEED = 0x1CE1  # the bit positions are part of the file format (stored in every file)
-_MAGIC = b"NCIIFIDX"
-_VERSION = 1
-_HEADER = struct.Struct("<8sIQ")  # magic, version, metadata length
-_ALIGN = 64
+#: The file: a checksummed container (ncii_hash._util.container) of the arrays in _SPEC.
+_KIND = ContainerKind(b"NCIIFIDX", 1, "an ncii_hash feature index", "rebuild the feature index from the bank")
 
 
 def _bit_positions(key_bits: int) -> np.ndarray:
@@ -336,79 +331,21 @@ _SPEC = {"records": (np.uint8, 3), "counts": (np.uint16, 1), "frames": (np.uint1
 
 
 def _write(path: os.PathLike | str, arrays: dict[str, np.ndarray]) -> None:
-    layout, pos = {}, 0
-    for name, a in arrays.items():
-        layout[name] = {"dtype": np.dtype(a.dtype).str, "shape": list(a.shape), "offset": pos}
-        pos += -(-a.nbytes // _ALIGN) * _ALIGN
-    meta = json.dumps({"arrays": layout}).encode()
-    head = _HEADER.pack(_MAGIC, _VERSION, len(meta)) + meta
-    head += b"\0" * (-len(head) % _ALIGN)
-    digest = hashlib.sha256()
-    with atomic_private_file(path) as f:
-        f.write(head)
-        digest.update(head)
-        for a in arrays.values():
-            raw = np.ascontiguousarray(a)
-            for chunk in range(0, raw.nbytes, 1 << 26):
-                part = memoryview(raw.reshape(-1).view(np.uint8))[chunk:chunk + (1 << 26)]
-                f.write(part)
-                digest.update(part)
-            pad = b"\0" * (-raw.nbytes % _ALIGN)
-            f.write(pad)
-            digest.update(pad)
-        f.write(digest.digest())
+    write_container(path, _KIND, arrays, {})
 
 
 def _read(path: os.PathLike | str, *, mmap: bool) -> dict[str, np.ndarray]:
-    path = Path(os.fspath(path))
-    size = path.stat().st_size
-    with open(path, "rb") as f:
-        head = f.read(_HEADER.size)
-        if len(head) < _HEADER.size or head[:8] != _MAGIC:
-            raise ValueError(f"{path}: not an ncii_hash feature index")
-        _, version, meta_len = _HEADER.unpack(head)
-        if version != _VERSION:
-            raise ValueError(f"{path}: feature index format {version}; this ncii_hash reads {_VERSION}")
-        if meta_len > (1 << 20) or _HEADER.size + meta_len + 32 > size:
-            raise ValueError(f"{path}: damaged feature index header")
-        meta_raw = f.read(meta_len)
-        f.seek(0)
-        digest = hashlib.sha256()
-        remaining = size - 32
-        while remaining:
-            block = f.read(min(remaining, 1 << 24))
-            if not block:
-                raise ValueError(f"{path}: truncated feature index")
-            digest.update(block)
-            remaining -= len(block)
-        if f.read() != digest.digest():
-            raise ValueError(f"{path}: feature index checksum mismatch (damaged or truncated file)")
-    try:
-        layout = json.loads(meta_raw)["arrays"]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ValueError(f"{path}: damaged feature index metadata") from exc
-    base = _HEADER.size + meta_len + (-(_HEADER.size + meta_len) % _ALIGN)
-    out = {}
-    for name, spec in layout.items():
+    """The arrays of a saved index (checksum verified first; IndexFileError when damaged)."""
+    arrays = read_container(path, _KIND, mmap=mmap).arrays
+    for name, a in arrays.items():
         if name not in _SPEC:
-            raise ValueError(f"{path}: unknown array {name!r}")
+            raise IndexFileError(f"{path}: unknown array {name!r}; {_KIND.rebuild}")
         dtype, ndim = _SPEC[name]
-        shape = tuple(int(x) for x in spec["shape"])
-        if np.dtype(spec["dtype"]) != np.dtype(dtype) or len(shape) != ndim or min(shape, default=0) < 0:
-            raise ValueError(f"{path}: bad array {name!r}")
-        start = base + int(spec["offset"])
-        nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
-        if start + nbytes > size - 32:
-            raise ValueError(f"{path}: array {name!r} runs past the end of the file")
-        if mmap and nbytes:
-            out[name] = np.memmap(path, dtype=dtype, mode="r", offset=start, shape=shape)
-        else:
-            with open(path, "rb") as f:
-                f.seek(start)
-                out[name] = np.frombuffer(f.read(nbytes), dtype=dtype).reshape(shape).copy()
-    if out and set(out) != set(_SPEC):
-        raise ValueError(f"{path}: incomplete feature index")
-    return out
+        if a.dtype != np.dtype(dtype) or a.ndim != ndim:
+            raise IndexFileError(f"{path}: bad array {name!r}; {_KIND.rebuild}")
+    if arrays and set(arrays) != set(_SPEC):
+        raise IndexFileError(f"{path}: incomplete feature index; {_KIND.rebuild}")
+    return arrays
 
 
 def _check_loaded(a: dict[str, np.ndarray], n: int, path: object) -> None:
@@ -428,4 +365,4 @@ def _check_loaded(a: dict[str, np.ndarray], n: int, path: object) -> None:
                   and (np.diff(off.astype(np.int64), axis=1) >= 0).all()
                   and int(a["postings"].max()) < n * MAX_FEATURES)
     if not ok:
-        raise ValueError(f"{path}: inconsistent feature index")
+        raise IndexFileError(f"{path}: inconsistent feature index; {_KIND.rebuild}")

@@ -1,20 +1,33 @@
-"""HashIndex's FAISS backends: a FAISS index mirrors the bank row for row (FAISS row r is
-bank row r), is rebuilt from the codes when needed, and answers range and k-NN queries whose
-raw rows HashIndex maps to ids, filters for tombstones and orders. Mixed into
-:class:`ncii_hash.index.HashIndex`; FAISS is imported only when such a backend is used."""
+"""HashIndex's FAISS backends: a FAISS binary index mirrors the table row for row (FAISS row r is
+table row r), is rebuilt from the codes when the rows change wholesale, and answers queries
+whose raw rows are mapped to ids, filtered for tombstones and merged by
+:func:`~ncii_hash.index.results.merge_hits`. FAISS is imported when such a backend is created
+(``pip install 'ncii-hash[faiss]'``), never before.
+
+* ``"faiss-flat"`` (exact): ``IndexBinaryFlat``.
+* ``"faiss-mih"`` (exact for range search): ``IndexBinaryMultiHash`` with 16 tables of 16 bits.
+  ``nflip = radius // 16``, so by pigeonhole every code within the radius shares a bucket with
+  the query in some table. Its k-NN is approximate. ``nflip`` is index state: one search at a time.
+* ``"faiss-ivf"`` and ``"faiss-hnsw"`` (APPROXIMATE: they can miss matches, never invent them):
+  ``IndexBinaryIVF`` (trained on the whole bank, retrained when it grows 4x) and
+  ``IndexBinaryHNSW`` (range search through a k-NN of ``hnsw_k`` candidates, filtered by the radius).
+"""
 
 from __future__ import annotations
 
 import math
-from typing import Any
+import threading
+from typing import Any, ClassVar, Mapping
 
 import numpy as np
 
 from .._core import hamming_threads
 from .._util.optional import optional_import
 from ..hashes import PDQ_HASH_BYTES
-from .results import KNN_MISSING_DISTANCE, KNN_MISSING_ID
+from .results import KNN_MISSING_DISTANCE, KNN_MISSING_ID, KnnResult, RangeResult, merge_hits
+from .table import CodeTable
 
+_BITS = 8 * PDQ_HASH_BYTES
 _MIH_TABLES = 16  # 16 substrings of 16 bits
 
 
@@ -22,121 +35,157 @@ def import_faiss() -> Any:
     return optional_import("faiss", extra="faiss", purpose="the FAISS backends")
 
 
-def _cpu_threads(threads: int) -> int:
-    return threads if threads > 0 else int(hamming_threads(0))
+class FaissMirror:
+    """The shared part of the FAISS backends; a subclass says how to build its index."""
 
+    name: ClassVar[str]
+    exact: ClassVar[bool] = False
 
-class FaissMirrorMixin:
-    """Uses HashIndex's ``_backend``, ``_options``, ``_codes``, ``_ids``, ``_n``,
-    ``_removed``, ``_removed_rows`` and ``_mih_lock``; owns ``_faiss_*``."""
+    def __init__(self, options: Mapping[str, Any]) -> None:
+        self._faiss = import_faiss()  # fail early, naming the extra
+        self._options = dict(options)
+        self._index: Any = None
 
-    _backend: str
-    _options: dict
-    _codes: Any
-    _ids: Any
-    _n: int
-    _removed: Any
-    _removed_rows: Any
-    _mih_lock: Any
-    _faiss_index: Any
-    _faiss_keep: list
-    _faiss_trained_n: int
+    def _create(self, codes: np.ndarray) -> Any:
+        raise NotImplementedError
 
-    # ---- FAISS mirror: FAISS row r is bank row r -------------------------------------
-    def _faiss_rebuild(self) -> None:
-        if self._backend == "flat":
-            return
-        self._faiss_index, self._faiss_keep, self._faiss_trained_n = None, [], 0
-        if self._n:
-            self._faiss_append(self._codes[: self._n], rebuild=True)
+    # ---- keeping the mirror in step (writer lock held) -----------------------------------
+    def rebuild(self, codes: np.ndarray) -> None:
+        self._index = None
+        if codes.shape[0]:
+            self._index = self._create(codes)
+            self._add(codes, codes.shape[0])
 
-    def _faiss_append(self, codes: np.ndarray, rebuild: bool = False) -> None:
-        if self._backend == "flat":
-            return
-        faiss = import_faiss()
-        d = 8 * PDQ_HASH_BYTES
-        if self._backend == "faiss-ivf" and self._faiss_index is not None and self._n > 4 * self._faiss_trained_n:
-            return self._faiss_rebuild()  # the bank outgrew the trained lists: retrain
-        if self._faiss_index is None:
-            if self._backend == "faiss-flat":
-                index = faiss.IndexBinaryFlat(d)
-            elif self._backend == "faiss-mih":
-                index = faiss.IndexBinaryMultiHash(d, _MIH_TABLES, d // _MIH_TABLES)
-            elif self._backend == "faiss-hnsw":
-                index = faiss.IndexBinaryHNSW(d, self._options["hnsw_m"])
-                index.hnsw.efSearch = self._options["hnsw_ef_search"]
-            else:  # faiss-ivf: train on the whole bank as it is now
-                train = self._codes[: self._n]
-                nlist = self._options["ivf_nlist"] or min(1024, int(math.sqrt(self._n)))
-                nlist = max(1, min(nlist, self._n // 39 or 1))
-                quantizer = faiss.IndexBinaryFlat(d)
-                index = faiss.IndexBinaryIVF(quantizer, d, nlist)
-                index.nprobe = min(self._options["ivf_nprobe"], nlist)
-                index.train(np.ascontiguousarray(train))
-                self._faiss_keep = [quantizer]
-                self._faiss_trained_n = self._n
-                codes = train  # the mirror is built from the whole bank
-            self._faiss_index = index
-        index = self._faiss_index
-        index.add(np.ascontiguousarray(codes))
-        if index.ntotal != self._n:  # internal invariant: FAISS row r is bank row r
+    def append(self, codes: np.ndarray, start: int) -> None:
+        if self._index is None:  # the table was empty
+            return self.rebuild(codes)
+        self._add(codes[start:], codes.shape[0])
+
+    def _add(self, new: np.ndarray, total: int) -> None:
+        self._index.add(np.ascontiguousarray(new))
+        if self._index.ntotal != total:  # internal invariant: FAISS row r is table row r
             raise RuntimeError("FAISS mirror out of step with the bank")
 
-    def _faiss_threads(self, threads: int) -> None:
-        import_faiss().omp_set_num_threads(_cpu_threads(threads))
+    # ---- searching (reader lock held; many at once) --------------------------------------
+    def _range_rows(self, queries: np.ndarray, radius: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(query row, table row, distance) of every hit."""
+        lims, D, I = self._index.range_search(queries, radius + 1)  # FAISS: distance < radius
+        qflat = np.repeat(np.arange(queries.shape[0], dtype=np.int64), np.diff(lims.astype(np.int64)))
+        return qflat, I, D
 
-    def _faiss_range(self, flat: np.ndarray, radius: int, threads: int):
-        """Raw hits (flat query row, bank row, distance) of a FAISS backend; tombstones dropped."""
-        empty = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int32))
-        if self._faiss_index is None or flat.shape[0] == 0:
-            return empty
-        self._faiss_threads(threads)
-        index = self._faiss_index
-        if self._backend == "faiss-hnsw":
-            k = min(self._options["hnsw_k"], self._n)
-            D, I = index.search(flat, k)
-            qflat, col = np.nonzero((I >= 0) & (D <= radius))
-            rows, dists = I[qflat, col], D[qflat, col]
-        else:
-            if self._backend == "faiss-mih":
-                with self._mih_lock:
-                    index.nflip = radius // _MIH_TABLES
-                    lims, D, I = index.range_search(flat, radius + 1)  # FAISS: distance < radius
-            else:
-                lims, D, I = index.range_search(flat, radius + 1)
-            qflat = np.repeat(np.arange(flat.shape[0], dtype=np.int64), np.diff(lims.astype(np.int64)))
-            rows, dists = I, D
-        rows = np.asarray(rows, dtype=np.int64)
-        dists = np.asarray(dists).astype(np.int32)
-        if self._removed_rows is not None and rows.size:
-            keep = ~np.isin(rows, self._removed_rows)
-            qflat, rows, dists = qflat[keep], rows[keep], dists[keep]
-        return np.asarray(qflat, dtype=np.int64), self._ids[rows], dists
+    def _search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        return self._index.search(queries, k)
 
-    def _faiss_knn(self, flat: np.ndarray, k: int, threads: int) -> tuple[np.ndarray, np.ndarray]:
-        """(ids (Q, k), distances (Q, k)) ascending by (distance, id), tombstones skipped."""
-        nq = flat.shape[0]
+    def _threads(self, threads: int) -> None:
+        self._faiss.omp_set_num_threads(threads if threads > 0 else int(hamming_threads(0)))
+
+    def range_search(self, table: CodeTable, queries: np.ndarray, radius: int, variants: int,
+                     threads: int) -> RangeResult:
+        qflat = np.zeros(0, np.int64)
+        rows = np.zeros(0, np.int64)
+        dists = np.zeros(0, np.int32)
+        if self._index is not None and queries.shape[0]:
+            self._threads(threads)
+            qflat, rows, dists = self._range_rows(queries, radius, table.n)
+            qflat = np.asarray(qflat, dtype=np.int64)
+            rows = np.asarray(rows, dtype=np.int64)
+            dists = np.asarray(dists).astype(np.int32)
+            if table.removed_rows is not None and rows.size:
+                keep = ~np.isin(rows, table.removed_rows)
+                qflat, rows, dists = qflat[keep], rows[keep], dists[keep]
+        variant = (qflat % variants).astype(np.int8) if variants > 1 else None
+        return merge_hits(qflat // variants, table.ids[rows], dists, variant, queries.shape[0] // variants,
+                          dedupe=variants > 1)
+
+    def knn(self, table: CodeTable, queries: np.ndarray, k: int, threads: int) -> KnnResult:
+        """Ascending by (distance, id), tombstones skipped."""
+        nq = queries.shape[0]
         out_ids = np.full((nq, k), KNN_MISSING_ID, dtype=np.int64)
         out_d = np.full((nq, k), KNN_MISSING_DISTANCE, dtype=np.int32)
-        if self._faiss_index is None or nq == 0:
-            return out_ids, out_d
-        self._faiss_threads(threads)
-        # Ask for enough extra neighbours to cover tombstones.
-        kk = min(self._n, k + len(self._removed))
-        if self._backend == "faiss-mih":
-            with self._mih_lock:
-                D, I = self._faiss_index.search(flat, kk)
-        else:
-            D, I = self._faiss_index.search(flat, kk)
-        removed = self._removed_rows
+        if self._index is None or nq == 0:
+            return KnnResult(out_ids, out_d)
+        self._threads(threads)
+        D, I = self._search(queries, min(table.n, k + table.tombstones))  # extra to cover tombstones
+        removed = table.removed_rows
         for qi in range(nq):
             rows = I[qi]
             ok = rows >= 0
             if removed is not None:
                 ok &= ~np.isin(rows, removed)
-            ids = self._ids[rows[ok]]
+            ids = table.ids[rows[ok]]
             d = D[qi][ok].astype(np.int32)
             order = np.lexsort((ids, d))[:k]
             out_ids[qi, : order.size] = ids[order]
             out_d[qi, : order.size] = d[order]
-        return out_ids, out_d
+        return KnnResult(out_ids, out_d)
+
+
+class FaissFlat(FaissMirror):
+    name = "faiss-flat"
+    exact = True
+
+    def _create(self, codes: np.ndarray) -> Any:
+        return self._faiss.IndexBinaryFlat(_BITS)
+
+
+class FaissMih(FaissMirror):
+    name = "faiss-mih"
+    exact = True
+
+    def __init__(self, options: Mapping[str, Any]) -> None:
+        super().__init__(options)
+        self._lock = threading.Lock()  # nflip is index state: one search at a time
+
+    def _create(self, codes: np.ndarray) -> Any:
+        return self._faiss.IndexBinaryMultiHash(_BITS, _MIH_TABLES, _BITS // _MIH_TABLES)
+
+    def _range_rows(self, queries: np.ndarray, radius: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        with self._lock:
+            self._index.nflip = radius // _MIH_TABLES
+            return super()._range_rows(queries, radius, n)
+
+    def _search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        with self._lock:
+            return super()._search(queries, k)
+
+
+class FaissIvf(FaissMirror):
+    name = "faiss-ivf"
+
+    def __init__(self, options: Mapping[str, Any]) -> None:
+        super().__init__(options)
+        self._quantizer: Any = None  # FAISS borrows it: keep it alive with the index
+        self._trained_n = 0
+
+    def _create(self, codes: np.ndarray) -> Any:
+        n = codes.shape[0]  # train on the whole bank as it is now
+        nlist = self._options["ivf_nlist"] or min(1024, int(math.sqrt(n)))
+        nlist = max(1, min(nlist, n // 39 or 1))
+        self._quantizer = self._faiss.IndexBinaryFlat(_BITS)
+        index = self._faiss.IndexBinaryIVF(self._quantizer, _BITS, nlist)
+        index.nprobe = min(self._options["ivf_nprobe"], nlist)
+        index.train(np.ascontiguousarray(codes))
+        self._trained_n = n
+        return index
+
+    def append(self, codes: np.ndarray, start: int) -> None:
+        if self._index is not None and codes.shape[0] > 4 * self._trained_n:
+            return self.rebuild(codes)  # the bank outgrew the trained lists: retrain
+        super().append(codes, start)
+
+
+class FaissHnsw(FaissMirror):
+    name = "faiss-hnsw"
+
+    def _create(self, codes: np.ndarray) -> Any:
+        index = self._faiss.IndexBinaryHNSW(_BITS, self._options["hnsw_m"])
+        index.hnsw.efSearch = self._options["hnsw_ef_search"]
+        return index
+
+    def _range_rows(self, queries: np.ndarray, radius: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        D, I = self._index.search(queries, min(self._options["hnsw_k"], n))
+        qflat, col = np.nonzero((I >= 0) & (D <= radius))
+        return qflat, I[qflat, col], D[qflat, col]
+
+
+FAISS_BACKENDS = (FaissFlat, FaissMih, FaissIvf, FaissHnsw)

@@ -70,3 +70,40 @@ class KnnResult:
 
     def __getitem__(self, i: int) -> list[Match]:
         return [Match(int(a), int(d)) for a, d in zip(self.ids[i], self.distances[i]) if a != KNN_MISSING_ID]
+
+
+def merge_hits(
+    query: np.ndarray, ids: np.ndarray, distances: np.ndarray, variants: Optional[np.ndarray], nq: int,
+    *, dedupe: bool,
+) -> RangeResult:
+    """The one merge of raw hits into a :class:`RangeResult`: hit ``j`` is bank entry ``ids[j]``
+    at ``distances[j]`` from query ``query[j]`` (0 <= query < nq), reached by dihedral variant
+    ``variants[j]`` (int8; None for plain queries).
+
+    Each query's hits come out ordered by (distance, id). With ``dedupe`` (a query's variants
+    may reach the same id several times) each (query, id) pair is kept once, with its smallest
+    distance and the lowest variant reaching it; without it the caller promises the pairs are
+    distinct already (e.g. shards over disjoint ids), which saves a sort.
+    """
+    query = np.asarray(query, dtype=np.int64)
+    ids = np.asarray(ids, dtype=np.int64)
+    distances = np.asarray(distances, dtype=np.int32)
+    if variants is not None:
+        variants = np.asarray(variants, dtype=np.int8)
+    if dedupe and query.size:
+        order = np.lexsort((variants, distances, ids, query) if variants is not None else (distances, ids, query))
+        query, ids, distances = query[order], ids[order], distances[order]
+        first = np.ones(query.shape[0], dtype=bool)
+        first[1:] = (query[1:] != query[:-1]) | (ids[1:] != ids[:-1])
+        query, ids, distances = query[first], ids[first], distances[first]
+        if variants is not None:
+            variants = variants[order][first]
+    order = np.lexsort((ids, distances, query))
+    lims = np.zeros(nq + 1, dtype=np.int64)
+    np.cumsum(np.bincount(query, minlength=nq), out=lims[1:])
+    return RangeResult(
+        lims,
+        np.ascontiguousarray(ids[order]),
+        np.ascontiguousarray(distances[order]),
+        None if variants is None else np.ascontiguousarray(variants[order]),
+    )

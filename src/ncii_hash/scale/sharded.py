@@ -46,7 +46,7 @@ from ..errors import ShardUnavailableError
 from .._util.files import open_private, write_private_bytes
 from .._util.optional import optional_import
 from ..hashes import PDQ_HASH_BYTES, PDQ_MATCH_THRESHOLD, as_hash_array
-from ..index import HashIndex, RangeResult, as_id_array, as_queries, check_int
+from ..index import HashIndex, RangeResult, as_id_array, as_queries, check_int, merge_hits
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -79,16 +79,12 @@ def merge_range_results(parts: Sequence[tuple], nq: int, dihedral: bool) -> Rang
     """Merge per-shard CSR results ``(lims, ids, distances, variants)`` over disjoint id sets
     into one result ordered like ``HashIndex`` (per query by distance, then id)."""
     q = np.concatenate([np.repeat(np.arange(nq, dtype=np.int64), np.diff(p[0])) for p in parts] or [np.zeros(0, np.int64)])
-    ids = np.concatenate([p[1] for p in parts] or [np.zeros(0, np.int64)]).astype(np.int64, copy=False)
-    dists = np.concatenate([p[2] for p in parts] or [np.zeros(0, np.int32)]).astype(np.int32, copy=False)
-    order = np.lexsort((ids, dists, q))
-    lims = np.zeros(nq + 1, dtype=np.int64)
-    np.cumsum(np.bincount(q, minlength=nq), out=lims[1:])
+    ids = np.concatenate([p[1] for p in parts] or [np.zeros(0, np.int64)])
+    dists = np.concatenate([p[2] for p in parts] or [np.zeros(0, np.int32)])
     variants = None
     if dihedral:
-        var = np.concatenate([p[3] if p[3] is not None else np.zeros(0, np.int8) for p in parts] or [np.zeros(0, np.int8)])
-        variants = np.ascontiguousarray(var.astype(np.int8, copy=False)[order])
-    return RangeResult(lims, np.ascontiguousarray(ids[order]), np.ascontiguousarray(dists[order]), variants)
+        variants = np.concatenate([p[3] if p[3] is not None else np.zeros(0, np.int8) for p in parts] or [np.zeros(0, np.int8)])
+    return merge_hits(q, ids, dists, variants, nq, dedupe=False)  # disjoint ids: nothing to de-duplicate
 
 
 # ------------------------------------------------------------------------ one shard (an actor)

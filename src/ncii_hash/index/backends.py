@@ -1,0 +1,26 @@
+"""The built-in HashIndex backends, registered by name (see :mod:`.searcher` for the interface).
+
+==============  =====  ============================================================
+name            exact  what
+==============  =====  ============================================================
+``flat``        yes    our C++ kernel over the table itself (default; ``flat.py``)
+``faiss-flat``  yes    FAISS ``IndexBinaryFlat`` mirror (``faiss_mirror.py``)
+``faiss-mih``   yes    FAISS ``IndexBinaryMultiHash`` mirror; exact range search only
+``faiss-ivf``   no     FAISS ``IndexBinaryIVF`` mirror (approximate)
+``faiss-hnsw``  no     FAISS ``IndexBinaryHNSW`` mirror (approximate)
+==============  =====  ============================================================
+"""
+
+from __future__ import annotations
+
+from .faiss_mirror import FAISS_BACKENDS
+from .flat import FlatSearcher
+from .searcher import backend_names, register_backend
+
+for _cls in (FlatSearcher, *FAISS_BACKENDS):
+    register_backend(_cls)
+
+#: The built-in backend names, in order ("flat" first).
+BACKENDS = backend_names()
+#: Built-in backends whose range search returns every code within the radius.
+EXACT_BACKENDS = frozenset(cls.name for cls in (FlatSearcher, *FAISS_BACKENDS) if cls.exact)
