@@ -15,11 +15,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ..bank import BankError, HashBank
 from ..hashes import PDQ_MIN_QUALITY
-from ..image import DIHEDRAL_NAMES, ImageError, PDQBatch, load_pixels, pdq_hash_many
+from ..image import DIHEDRAL_NAMES, PDQBatch, pdq_hash_many
 from ..submission import SubmissionError, make_submission, read_submission, video_item, write_submission
 from .inputs import InputWalk, MatchInputs, VideoOutcome, hash_videos, is_video, read_hash_file
 from .output import match_summary, render_hash_rows, render_match_records, render_stats, render_submission
@@ -157,71 +155,27 @@ def cmd_match(args: argparse.Namespace) -> int:
 
 
 def _match_images(bank: HashBank, images: list[Path], args: argparse.Namespace) -> tuple[list[dict], bool]:
-    """Records for the images (matched ones in order, then the ones that could not be hashed)
-    and whether the local-feature stage ran."""
+    """Records for the images (hashed ones in order, then the ones that could not be hashed)
+    and whether the local-feature stage ran. The matching is the bank's one two-stage match."""
     with ProgressBar(len(images), unit="image", quiet=args.quiet) as bar:
-        batch = pdq_hash_many([str(f) for f in images], dihedral=True, threads=args.threads, progress=bar,
-                              trim_borders=args.trim_borders)
-    ok = [i for i in range(len(images)) if i not in batch.errors]
-    # Each image is searched as it is and, when it has a uniform border (letterbox, pad,
-    # screenshot frame), also as the content inside it; matches are merged per image.
-    owners = list(ok)
-    sets = [batch.dihedral[ok]]
-    if batch.has_trimmed is not None:
-        extra = [i for i in ok if batch.has_trimmed[i]]
-        owners += extra
-        sets.append(batch.trimmed[extra])
-    queries = np.concatenate(sets)
-    if not args.dihedral:
-        queries = queries[:, 0, :]
-    found = bank.match(queries, args.radius, dihedral=args.dihedral) if ok else []
-    per_image: dict = {}
-    for m in found:
-        best = per_image.setdefault(owners[m.query], {})
-        if m.hash_id not in best or m.distance < best[m.hash_id].distance:
-            best[m.hash_id] = m
-    feature_hits, features_used = _feature_stage(bank, images, [i for i in ok if i not in per_image], args)
+        reports = bank.match_images([str(f) for f in images], radius=args.radius, dihedral=args.dihedral,
+                                    trim_borders=args.trim_borders, features=args.features, threads=args.threads,
+                                    progress=bar)
+    missed = any(r.error is None and not r.pdq for r in reports)
+    if args.features and missed and bank.feature_count() > 0 and not _opencv_installed():
+        print(NO_OPENCV_NOTE, file=sys.stderr)  # the bank skips the stage quietly; the user is told
     records = []
-    for i in ok:
-        ms = sorted(per_image.get(i, {}).values(), key=lambda m: (m.distance, m.hash_id))
-        rec = pdq_record(str(images[i]), ms, quality=int(batch.qualities[i]))
-        if i in feature_hits:
-            rec["status"] = "match"
-            rec["matches"] = feature_hits[i]
-        records.append(rec)
-    for i, err in sorted(batch.errors.items()):
-        records.append({"path": str(images[i]), "status": "error", "reason": err.reason, "matches": []})
-    return records, features_used
-
-
-def _feature_stage(bank: HashBank, images: list[Path], missed: list[int],
-                   args: argparse.Namespace) -> tuple[dict, bool]:
-    """Second stage: images PDQ did not match, searched by local features when the bank holds
-    feature sets (crops, rotations, banners, screenshots). ({image index: match dicts}, ran)."""
-    if not args.features or not missed or bank.feature_count() == 0:
-        return {}, False
-    if not _opencv_installed():
-        print(NO_OPENCV_NOTE, file=sys.stderr)
-        return {}, False
-    from ..features import query_features
-
-    queries, owners = [], []
-    for i in missed:
-        try:
-            sets = query_features(load_pixels(str(images[i])))
-        except (ImageError, OSError):  # already reported by the PDQ stage if it failed there
-            continue
-        queries += sets
-        owners += [i] * len(sets)
-    best: dict = {}  # (image, feature set id) -> the verification with most inliers
-    for m in bank.match_features(queries, threads=args.threads):
-        key = (owners[m.query], m.feature_id)
-        if key not in best or m.inliers > best[key].inliers:
-            best[key] = m
-    out: dict = {}
-    for (i, _), m in sorted(best.items(), key=lambda t: (t[0][0], -t[1].inliers, t[0][1])):
-        out.setdefault(i, []).append(feature_match(m))
-    return out, True
+    for f, r in zip(images, reports):
+        if r.error is None:
+            rec = pdq_record(str(f), r.pdq, quality=r.quality)
+            if r.features:
+                rec["status"] = "match"
+                rec["matches"] = [feature_match(m) for m in r.features]
+            records.append(rec)
+    for f, r in zip(images, reports):
+        if r.error is not None:
+            records.append({"path": str(f), "status": "error", "reason": r.error.reason, "matches": []})
+    return records, any(r.features_checked for r in reports)
 
 
 def _opencv_installed() -> bool:
