@@ -67,7 +67,7 @@ def test_add_case_rejects_bad_feature_sets(tmp_path, photo):
     bank = HashBank(tmp_path / "b.db")
     with pytest.raises(BankError, match="not an ncii_hash feature set"):
         bank.add_case(np.zeros((1, 32), np.uint8), [90], features=[b"nonsense bytes here"])
-    with pytest.raises(BankError, match="expected a FeatureSet"):
+    with pytest.raises(TypeError, match="expected a FeatureSet"):
         bank.add_case(np.zeros((1, 32), np.uint8), [90], features=[42])
     big = F.extract_features(np.asarray(photo), max_features=F.QUERY_FEATURES)
     if len(big) > F.MAX_FEATURES:

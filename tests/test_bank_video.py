@@ -9,7 +9,7 @@ import sqlite3
 import numpy as np
 import pytest
 
-from ncii_hash.bank.schema import SCHEMA_VERSION
+from ncii_hash.bank.db import SCHEMA_VERSION
 from ncii_hash.bank import BankError, HashBank
 from ncii_hash.submission import make_submission, parse_submission, video_item, write_submission, read_submission
 from ncii_hash.video import VideoHash
@@ -120,7 +120,7 @@ def test_schema_v1_bank_is_migrated(tmp_path):
     db.commit()
     db.close()
     bank = HashBank(path)
-    assert bank._meta("schema_version") == str(SCHEMA_VERSION)
+    assert bank._db.meta("schema_version") == str(SCHEMA_VERSION)
     assert [m.case_id for m in bank.match(np.frombuffer(h, np.uint8))] == ["case-old"]
     assert bank.feature_count() == 0  # v3's features table exists after the migration
     bank.add_case(videos=[(np.frombuffer(bytes(range(1, 33)), np.uint8).reshape(1, 32), [90], "")])

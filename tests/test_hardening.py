@@ -693,14 +693,16 @@ def test_bank_reader_on_another_thread_during_a_write_is_serialized(tmp_path, re
     writer instead, and the pause just times out)."""
     bank = HashBank(tmp_path / "b.db", snapshot=False)
     in_txn, reader_done = threading.Event(), threading.Event()
-    real_insert = bank._insert_case
+    from ncii_hash.bank import cases as bank_cases  # the bank's rows are written by its cases module
+
+    real_insert = bank_cases.insert_case
 
     def paused_insert(*args, **kwargs):
         in_txn.set()
         reader_done.wait(timeout=1.0)
         return real_insert(*args, **kwargs)
 
-    bank._insert_case = paused_insert
+    bank_cases.insert_case = paused_insert
     errors: list = []
     outcome: dict = {}
 
@@ -724,7 +726,7 @@ def test_bank_reader_on_another_thread_during_a_write_is_serialized(tmp_path, re
         t.start()
     for t in threads:
         t.join(timeout=120)
-    bank._insert_case = real_insert
+    bank_cases.insert_case = real_insert
     try:
         assert not errors, f"{len(errors)} failures, first: {errors[0]!r}"
         assert bank.case(outcome["case"]).hashes == 3

@@ -1,11 +1,16 @@
-"""The durable bank of cases: :class:`HashBank` over SQLite, owning its index, its feature
-store and its exchange formats. Imports ``index``, ``image``, ``video`` and ``features``;
-never ``service``, ``tx`` or ``cli``."""
+"""The durable bank of cases: :class:`HashBank`, owning its parts as objects --
+:class:`~.db.Database` (the SQLite store: schema, migrations, transactions, change sequence),
+:class:`~.index_sync.IndexSync` (the hash index and its catch-up),
+:class:`~.feature_store.FeatureStore` (local features and their index), with the snapshot
+files of both in :mod:`.snapshots` -- and the functions over them: :mod:`.cases`,
+:mod:`.exchange` (change feed, CSV), :mod:`.image_match` and :mod:`.video_match`.
+
+Imports ``index``, ``image``, ``video`` and ``features``; never ``service``, ``tx`` or ``cli``."""
 
 from ..errors import BankError
 from .bank import HashBank
 from .image_match import ImageMatchReport
-from .schema import BankMatch, BankStats, CaseInfo, ChangeSet, FeatureBankMatch, ImageBankMatch, VideoBankMatch
+from .records import BankMatch, BankStats, CaseInfo, ChangeSet, FeatureBankMatch, ImageBankMatch, VideoBankMatch
 
 __all__ = [
     "BankError", "BankMatch", "BankStats", "CaseInfo", "ChangeSet", "FeatureBankMatch", "HashBank",

@@ -27,8 +27,6 @@ internal lock. Use one HashBank per process (SQLite handles several processes).
 from __future__ import annotations
 
 import os
-import secrets
-import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -36,39 +34,26 @@ from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
-from .exchange import BankExchangeMixin
-from .index_sync import BankIndexMixin
-from .feature_store import FeatureBankMixin, feature_sets_of
-from . import image_match
-from .image_match import ImageMatchReport
-from .schema import (  # noqa: F401  (re-exported: the bank's public records)
-    CASE_ID_PATTERN,
-    PathLike,
-    EXPORT_HEADER,
-    MEDIA_KINDS,
-    SCHEMA_VERSION,
-    _MIGRATIONS,
-    _SCHEMA,
-    BankError,
-    BankMatch,
-    BankStats,
-    CaseInfo,
-    ChangeSet,
-    FeatureBankMatch,
-    ImageBankMatch,
-    VideoBankMatch,
-    _new_case_id,
-    _video_parts,
-    codes_from_blobs,
-)
-from ..submission import Submission, parse_submission, read_submission
-from .._util.files import create_private_file
-from ..hashes import PDQ_HASH_BYTES, PDQ_MATCH_THRESHOLD, PDQ_MIN_QUALITY, as_hash_array
-from ..index.hash_index import HashIndex
+from ..features.orb import FeatureSet
+from ..hashes import PDQ_HASH_BYTES, PDQ_MATCH_THRESHOLD, PDQ_MIN_QUALITY
 from ..image.io import ImageSource
+from ..submission import Submission, parse_submission, read_submission
+from . import cases, exchange, image_match, video_match
+from .db import Database
+from .feature_store import FeatureStore, feature_sets_of
+from .image_match import ImageMatchReport
+from .index_sync import IndexSync
+from .records import (BankError, BankMatch, BankStats, CaseInfo, ChangeSet, FeatureBankMatch, ImageBankMatch,
+                      PathLike, VideoBankMatch, codes_from_blobs, new_case_id)
 
-class HashBank(FeatureBankMixin, BankExchangeMixin, BankIndexMixin):
-    """A durable bank of NCII hash cases (see module docs for the guarantees)."""
+
+class HashBank:
+    """A durable bank of NCII hash cases (see module docs for the guarantees).
+
+    Owns its parts: the :class:`~.db.Database` (the truth), the :class:`~.index_sync.IndexSync`
+    (the hash index derived from it) and the :class:`~.feature_store.FeatureStore` (local
+    features and their index); one lock serializes every call.
+    """
 
     def __init__(
         self,
@@ -81,132 +66,32 @@ class HashBank(FeatureBankMixin, BankExchangeMixin, BankIndexMixin):
     ):
         self.path = Path(os.fspath(path))
         self.allow_low_quality = allow_low_quality
-        self._snapshot_enabled = snapshot
-        self._backend = backend
         self._lock = threading.RLock()
-        if self.path.is_dir():
-            raise BankError(f"{self.path}: is a folder; give the path of a bank file")
-        exists = self.path.exists()
-        if not exists:
-            if not create:
-                raise FileNotFoundError(f"{self.path}: no such bank (use create=True or 'ncii-hash bank init')")
-            if not self.path.parent.exists():
-                raise FileNotFoundError(f"{self.path.parent}: folder does not exist")
-            create_private_file(self.path)
+        self._db = Database(self.path, create=create)
         try:
-            self._db = sqlite3.connect(str(self.path), timeout=30.0, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute("PRAGMA secure_delete=ON")
-            self._db.execute("PRAGMA foreign_keys=ON")
-            self._migrate()
-        except sqlite3.DatabaseError as exc:
-            raise BankError(f"{self.path}: not a readable hash bank ({exc})") from None
-        self._index = HashIndex(backend=backend)
-        self._seq = 0
-        self.index_source = "empty"
-        self._open_index()
+            self._hashes = IndexSync(self._db, backend=backend, snapshots=snapshot)
+            self._features = FeatureStore(self._db, snapshots=snapshot)
+            self._hashes.open()
+        except BaseException:
+            self._db.close()
+            raise
 
-    # ------------------------------------------------------------------ schema
-    def _migrate(self) -> None:
-        cur = self._db.execute("SELECT name FROM sqlite_master WHERE type='table' AND name='meta'")
-        if cur.fetchone() is None:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        self._db.execute(statement)
-                self._db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-                self._db.execute("INSERT INTO meta VALUES ('change_seq', '0')")
-                self._db.execute("INSERT INTO meta VALUES ('bank_id', ?)", (secrets.token_hex(8),))
-                self._db.execute("INSERT INTO meta VALUES ('kind', 'ncii-hash-bank')")
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            return
-        kind = self._meta("kind")
-        if kind != "ncii-hash-bank":
-            raise BankError(f"{self.path}: not an ncii-hash bank")
-        version = int(self._meta("schema_version") or 0)
-        if version > SCHEMA_VERSION:
-            raise BankError(
-                f"{self.path}: bank schema version {version} is newer than this ncii-hash ({SCHEMA_VERSION}); upgrade ncii-hash"
-            )
-        for step in range(version, SCHEMA_VERSION):
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                if int(self._meta("schema_version") or 0) == step:  # another process may have done it
-                    for statement in _MIGRATIONS[step]:
-                        self._db.execute(statement)
-                    self._db.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(step + 1),))
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+    @property
+    def index_source(self) -> str:
+        """Where the hash index came from at open: ``"snapshot"``, ``"rebuilt"`` or ``"empty"``."""
+        return self._hashes.source
 
-    def _meta(self, key: str) -> Optional[str]:
-        row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
-        return None if row is None else row[0]
+    @property
+    def feature_index_source(self) -> str:
+        """``"snapshot"``, ``"table"`` or ``"not loaded"`` (until the first feature match)."""
+        return self._features.source
 
-    def _db_seq(self) -> int:
-        return int(self._meta("change_seq") or 0)
+    @property
+    def _index(self) -> Any:
+        # The live HashIndex, for the repository's own tests and tools; not public API.
+        return self._hashes.index
 
     # ------------------------------------------------------------------ writing
-    def _check_hashes(self, hashes: Any, qualities: Any, kinds: Any, allow_low_quality: bool):
-        h = as_hash_array(hashes)
-        n = h.shape[0]
-        if qualities is None:
-            q = np.full(n, 100, dtype=np.int32)
-        else:
-            q = np.asarray(qualities)
-            if q.shape != (n,) or not np.issubdtype(q.dtype, np.integer):
-                raise BankError(f"qualities must be {n} integers (one per hash); got shape {q.shape} dtype {q.dtype}")
-            q = q.astype(np.int32)
-            if n and (q.min() < 0 or q.max() > 100):
-                raise BankError("qualities must be in 0..100")
-        if isinstance(kinds, str):
-            k = [kinds] * n
-        else:
-            k = list(kinds)
-        if len(k) != n or any(x not in MEDIA_KINDS for x in k):
-            raise BankError(f"kind must be one of {MEDIA_KINDS}")
-        if not allow_low_quality:
-            low = np.nonzero(q < PDQ_MIN_QUALITY)[0]
-            if low.size:
-                raise BankError(
-                    f"{low.size} hash(es) have quality below {PDQ_MIN_QUALITY} (first at position {int(low[0])}, "
-                    f"quality {int(q[low[0]])}): such hashes come from flat or featureless images and cause false "
-                    "matches; pass allow_low_quality=True to bank them anyway"
-                )
-        return h, q, k
-
-    def _insert_case(self, case_id: str, h: np.ndarray, q: np.ndarray, k: Sequence[str], now: float, seq: int,
-                     items: Optional[Sequence[int]] = None, videos: Sequence = ()) -> list:
-        self._db.execute("INSERT INTO cases (case_id, created_at, status) VALUES (?, ?, 'active')", (case_id, now))
-        self._db.executemany(
-            "INSERT INTO hashes (case_id, hash, quality, kind, added_at, seq, item) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            ((case_id, h[i].tobytes(), int(q[i]), k[i], now, seq, 0 if items is None else int(items[i]))
-             for i in range(h.shape[0])),
-        )
-        # A new case: its rows are exactly these, in insertion (= increasing id) order.
-        ids = [r[0] for r in self._db.execute("SELECT hash_id FROM hashes WHERE case_id=? ORDER BY hash_id", (case_id,))]
-        for item, md5 in videos:
-            self._db.execute("INSERT INTO videos (case_id, item, md5) VALUES (?, ?, ?)", (case_id, item, md5))
-        self._db.execute(
-            "INSERT INTO changes (seq, case_id, op, hash_ids, at) VALUES (?, ?, 'add', ?, ?)",
-            (seq, case_id, np.asarray(ids, dtype="<i8").tobytes(), now),
-        )
-        return ids
-
-    def _begin_write(self) -> int:
-        self._db.execute("BEGIN IMMEDIATE")
-        return self._db_seq()
-
-    def _commit_seq(self, seq: int) -> None:
-        self._db.execute("UPDATE meta SET value=? WHERE key='change_seq'", (str(seq),))
-        self._db.execute("COMMIT")
-
     def add_case(
         self,
         hashes: Any = None,
@@ -229,53 +114,22 @@ class HashBank(FeatureBankMixin, BankExchangeMixin, BankIndexMixin):
         are banked as one item (de-duplicated) and matched with :meth:`match_video`.
         """
         allow = self.allow_low_quality if allow_low_quality is None else allow_low_quality
-        if hashes is None:
-            hashes = np.zeros((0, PDQ_HASH_BYTES), np.uint8)
-        h, q, k = self._check_hashes(hashes, qualities, kind, allow)
-        items = [0] * h.shape[0]
-        video_rows = []
-        for n, video in enumerate(videos, start=1):
-            frames, fq, md5 = _video_parts(video)
-            if not allow and not (fq >= PDQ_MIN_QUALITY).any():
-                raise BankError(
-                    f"video {n} has no frame with quality >= {PDQ_MIN_QUALITY}, so it could never match; "
-                    "pass allow_low_quality=True to bank it anyway"
-                )
-            h = np.concatenate([h, frames])
-            q = np.concatenate([q, fq])
-            k = list(k) + ["video_frame"] * frames.shape[0]
-            items += [n] * frames.shape[0]
-            video_rows.append((n, md5))
-        if h.shape[0] == 0:
-            raise BankError("a case needs at least one hash or video")
+        new = cases.NewCase(hashes, qualities, kind=kind, videos=videos, allow_low_quality=allow)
         fsets = feature_sets_of(features)
-        if case_id is not None and not CASE_ID_PATTERN.match(case_id):
-            raise BankError(f"case id {case_id!r} must be 1-128 characters from A-Z a-z 0-9 _ . : -")
+        cases.check_case_id(case_id)
         with self._lock:
-            self._catch_up()
-            cid = case_id or _new_case_id()
-            base = self._begin_write()
-            try:
-                if self._db.execute("SELECT 1 FROM cases WHERE case_id=?", (cid,)).fetchone():
+            self._hashes.catch_up()
+            cid = case_id or new_case_id()
+            with self._db.write() as w:
+                if cases.case_exists(self._db, cid):
                     raise BankError(f"case {cid} already exists")
                 now = time.time()
-                ids = self._insert_case(cid, h, q, k, now, base + 1, items, video_rows)
-                fids = self._insert_features(cid, fsets, now)
-                self._commit_seq(base + 1)
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._apply_own_write(base, base + 1, h, ids)
-            self._features_applied(base, base + 1, added=fids, sets=fsets)
+                ids = cases.insert_case(self._db, cid, new.codes, new.qualities, new.kinds, now, w.next_seq(),
+                                        new.items, new.videos)
+                fids = self._features.insert(cid, fsets, now)
+            self._hashes.applied(w, codes=new.codes, ids=ids)
+            self._features.applied(w, added=fids, sets=fsets)
             return cid
-
-    def _apply_own_write(self, base: int, seq: int, h: np.ndarray, ids: Sequence[int]) -> None:
-        if base == self._seq:
-            if len(ids):
-                self._index.add(h, np.asarray(ids, dtype=np.int64))
-            self._seq = seq
-        else:  # someone else wrote in between: take everything from the table
-            self._catch_up()
 
     def add_submission(self, submission: Union[PathLike, Mapping, Submission], **kwargs: Any) -> str:
         """Bank a survivor's submission (a path to the JSON file, its decoded dict, or a Submission)."""
@@ -294,69 +148,72 @@ class HashBank(FeatureBankMixin, BankExchangeMixin, BankIndexMixin):
         Raises KeyError for an unknown case; withdrawing twice is a no-op returning 0.
         """
         with self._lock:
-            self._catch_up()
-            base = self._begin_write()
-            try:
-                row = self._db.execute("SELECT status FROM cases WHERE case_id=?", (case_id,)).fetchone()
-                if row is None:
-                    raise KeyError(f"no case {case_id!r} in this bank")
-                if row[0] == "withdrawn":
-                    self._db.execute("ROLLBACK")
+            self._hashes.catch_up()
+            with self._db.write() as w:
+                if cases.case_status(self._db, case_id) == "withdrawn":
                     return 0
-                ids = [r[0] for r in self._db.execute("SELECT hash_id FROM hashes WHERE case_id=?", (case_id,))]
-                now = time.time()
-                self._db.execute("DELETE FROM hashes WHERE case_id=?", (case_id,))
-                self._db.execute("DELETE FROM videos WHERE case_id=?", (case_id,))
-                fids = self._delete_features(case_id)
-                self._db.execute(
-                    "UPDATE cases SET status='withdrawn', withdrawn_at=? WHERE case_id=?", (now, case_id)
-                )
-                self._db.execute(
-                    "INSERT INTO changes (seq, case_id, op, hash_ids, at) VALUES (?, ?, 'withdraw', ?, ?)",
-                    (base + 1, case_id, np.asarray(ids, dtype="<i8").tobytes(), now),
-                )
-                self._commit_seq(base + 1)
-            except BaseException:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
-                raise
-            self._features_applied(base, base + 1, removed=fids)
-            if base == self._seq:
-                if ids:
-                    self._index.remove(np.asarray(ids, dtype=np.int64))
-                self._seq = base + 1
-            else:
-                self._catch_up()
+                ids = cases.withdraw_case(self._db, case_id, time.time(), w.next_seq())
+                fids = self._features.delete_case(case_id)
+            self._features.applied(w, removed=fids)
+            self._hashes.applied(w, removed=ids)
             # No copy of the withdrawn hashes may stay on disk: old WAL frames, snapshots.
-            self._checkpoint()
-            self._drop_snapshots()
+            self._db.checkpoint()
+            self._hashes.snapshots.drop_all()
+            self._features.snapshots.drop_all()
             return len(ids)
 
-    def _checkpoint(self) -> None:
-        try:
-            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        except sqlite3.OperationalError:  # pragma: no cover - busy readers; retried on close
-            pass
+    def import_(self, path: PathLike, *, allow_low_quality: Optional[bool] = None) -> list:
+        """Import a CSV of PDQ hashes in one transaction; returns the case ids created.
+
+        Columns: ``pdq`` (64 hex), then optional ``quality`` (0..100, default 100),
+        ``case_id``, ``kind`` and ``item``; a header row is optional. Rows without a case id
+        form one new case. Any bad row raises BankError with its line number, and nothing is
+        imported.
+        """
+        allow = self.allow_low_quality if allow_low_quality is None else allow_low_quality
+        parsed = exchange.ParsedImport(path, allow_low_quality=allow)
+        with self._lock:
+            self._hashes.catch_up()
+            with self._db.write() as w:
+                codes, ids = parsed.write(self._db, w)
+            self._hashes.applied(w, codes=codes, ids=ids)
+        return parsed.order
+
+    def export(self, path: PathLike, format: str = "te-csv") -> int:
+        """Write all active hashes as CSV (``pdq,quality,case_id,kind,item``), owner-only. Returns rows."""
+        with self._lock:
+            return exchange.export_csv(self._db, path, format)
+
+    def changes(self, since: Optional[str] = None) -> ChangeSet:
+        """What changed after token ``since`` (None = from the start): cases added (with
+        their current hashes) and case ids withdrawn; ``next_token`` resumes after this call.
+        A case added and withdrawn in the same window appears only as withdrawn."""
+        start = exchange.change_token(since)
+        with self._lock:
+            return exchange.changes(self._db, start)
 
     # ------------------------------------------------------------------ reading
     def case(self, case_id: str) -> CaseInfo:
         with self._lock:
-            return self._case_locked(case_id)
-
-    def _case_locked(self, case_id: str) -> CaseInfo:
-        row = self._db.execute(
-            "SELECT case_id, status, created_at, withdrawn_at FROM cases WHERE case_id=?", (case_id,)
-        ).fetchone()
-        if row is None:
-            raise KeyError(f"no case {case_id!r} in this bank")
-        n = self._db.execute("SELECT COUNT(*) FROM hashes WHERE case_id=?", (case_id,)).fetchone()[0]
-        return CaseInfo(case_id=row[0], status=row[1], created_at=row[2], withdrawn_at=row[3], hashes=n)
+            return cases.case_info(self._db, case_id)
 
     def case_hashes(self, case_id: str) -> np.ndarray:
         with self._lock:
-            rows = self._db.execute("SELECT hash FROM hashes WHERE case_id=? ORDER BY hash_id", (case_id,)).fetchall()
-        return codes_from_blobs(r[0] for r in rows)
+            return cases.case_hashes(self._db, case_id)
 
+    def case_features(self, case_id: str) -> list[FeatureSet]:
+        with self._lock:
+            return self._features.case_features(case_id)
+
+    def feature_count(self) -> int:
+        with self._lock:
+            return self._features.count()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM hashes").fetchone()[0])
+
+    # ------------------------------------------------------------------ matching
     def match(
         self,
         queries: Any,
@@ -364,7 +221,7 @@ class HashBank(FeatureBankMixin, BankExchangeMixin, BankIndexMixin):
         *,
         dihedral: bool = True,
         threads: int = 0,
-    ) -> list:
+    ) -> list[BankMatch]:
         """Banked hashes within ``radius`` (inclusive) of each query, as BankMatch records.
 
         ``queries``: ``(Q, 32)`` hashes, or ``(Q, 8, 32)`` dihedral sets from
@@ -386,13 +243,12 @@ class HashBank(FeatureBankMixin, BankExchangeMixin, BankIndexMixin):
             raise ValueError(f"queries must have shape (Q, 32) or (Q, 8, 32); got {q.shape}")
         q = np.ascontiguousarray(q)
         with self._lock:
-            self._catch_up()
-            res = self._index.range_search(q, radius, dihedral=q.ndim == 3, threads=threads)
+            res = self._hashes.range_search(q, radius, dihedral=q.ndim == 3, threads=threads)
             if res.ids.size == 0:
                 return []
-            variants = res.variants if getattr(res, "variants", None) is not None else np.zeros(res.ids.size, np.int8)
             # The table is the truth: map ids to cases, dropping anything no longer banked.
-            owner = dict(self._rows_for_ids("SELECT hash_id, case_id FROM hashes WHERE hash_id IN ({})", res.ids))
+            owner = dict(self._db.rows_for_ids("SELECT hash_id, case_id FROM hashes WHERE hash_id IN ({})", res.ids))
+        variants = res.variants if getattr(res, "variants", None) is not None else np.zeros(res.ids.size, np.int8)
         out = []
         lims = res.lims
         for qi in range(lims.size - 1):
@@ -400,10 +256,9 @@ class HashBank(FeatureBankMixin, BankExchangeMixin, BankIndexMixin):
             for j in range(int(lims[qi]), int(lims[qi + 1])):
                 hid = int(res.ids[j])
                 cid = owner.get(hid)
-                if cid is None:
-                    continue
-                rows.append(BankMatch(query=qi, case_id=cid, hash_id=hid, distance=int(res.distances[j]),
-                                      variant=int(variants[j])))
+                if cid is not None:
+                    rows.append(BankMatch(query=qi, case_id=cid, hash_id=hid, distance=int(res.distances[j]),
+                                          variant=int(variants[j])))
             rows.sort(key=lambda m: (m.distance, m.hash_id))
             out.extend(rows)
         return out
@@ -441,66 +296,95 @@ class HashBank(FeatureBankMixin, BankExchangeMixin, BankIndexMixin):
         ImageError when the image cannot be decoded."""
         return image_match.match_image(self, image, radius=radius, features=features, threads=threads)
 
-    def _rows_for_ids(self, sql: str, ids: np.ndarray) -> list:
-        """Run ``sql`` (with one ``{}`` for the placeholders) over unique ``ids`` in chunks
-        below SQLite's parameter limit."""
-        uniq = np.unique(ids)
-        rows: list = []
-        for start in range(0, uniq.size, 900):
-            part = [int(x) for x in uniq[start:start + 900]]
-            rows.extend(self._db.execute(sql.format(",".join("?" * len(part))), part))
-        return rows
+    def match_features(self, queries: Union[FeatureSet, Sequence[FeatureSet]], *,
+                       threads: int = 0) -> list[FeatureBankMatch]:
+        """Banked images each query shows (crop, rotation, banner, screenshot ...), by local
+        features: candidates from the feature index, each verified geometrically. Sorted by
+        query, then inliers (most first)."""
+        if isinstance(queries, FeatureSet):
+            queries = [queries]
+        for q in queries:
+            if not isinstance(q, FeatureSet):
+                raise TypeError(f"queries must be FeatureSet objects, got {type(q).__name__}")
+        with self._lock:
+            return self._features.search(queries, threads=threads)
 
+    def match_video(
+        self,
+        video: Any,
+        *,
+        distance: int = PDQ_MATCH_THRESHOLD,
+        quality: int = PDQ_MIN_QUALITY,
+        query_pct: float = 80.0,
+        compared_pct: float = 0.0,
+        threads: int = 0,
+    ) -> list[VideoBankMatch]:
+        """Banked videos matching ``video`` (a ``VideoHash`` or ``(frames, qualities, md5)``)
+        under the vPDQ rule (see :func:`ncii_hash.match_video`), best first.
+
+        The query's unique good frames are searched exactly in the index; every banked video
+        with at least one frame hit is then compared in full with the vPDQ rule.
+        """
+        query = video_match.VideoQuery.of(video, quality)
+        if query.frames.shape[0] == 0:
+            return []
+        with self._lock:
+            banked = video_match.banked_candidates(self._db, self._hashes, query, distance, threads)
+        return video_match.compare(query, banked, distance=distance, quality=quality, query_pct=query_pct,
+                                   compared_pct=compared_pct)
+
+    # ------------------------------------------------------------------ upkeep
     def stats(self) -> BankStats:
         with self._lock:
-            self._catch_up()
-            c = self._db.execute(
-                "SELECT COUNT(*), SUM(status='active'), SUM(status='withdrawn') FROM cases"
-            ).fetchone()
+            self._hashes.catch_up()
+            c = self._db.execute("SELECT COUNT(*), SUM(status='active'), SUM(status='withdrawn') FROM cases").fetchone()
             n = self._db.execute("SELECT COUNT(*) FROM hashes").fetchone()[0]
-            size = sum(p.stat().st_size for p in [self.path, Path(str(self.path) + "-wal")] if p.exists())
             return BankStats(cases=c[0], active_cases=c[1] or 0, withdrawn_cases=c[2] or 0, hashes=n,
-                             change_seq=self._seq, file_bytes=size, index_entries=len(self._index),
-                             index_source=self.index_source, feature_sets=self.feature_count())
+                             change_seq=self._hashes.seq, file_bytes=self._db.file_bytes(),
+                             index_entries=len(self._hashes), index_source=self._hashes.source,
+                             feature_sets=self._features.count())
 
     def verify(self) -> None:
-        """Check that the index and the table agree exactly; raises AssertionError if not."""
+        """Check that the index and the table agree exactly; raises BankError if not."""
         with self._lock:
-            self._catch_up()
+            self._hashes.catch_up()
             rows = self._db.execute("SELECT hash_id, hash FROM hashes ORDER BY hash_id").fetchall()
-            if len(self._index) != len(rows):
-                raise AssertionError(f"index holds {len(self._index)} hashes, table {len(rows)}")
+            index = self._hashes.index
+            if len(index) != len(rows):
+                raise BankError(f"{self.path}: the index holds {len(index)} hashes, the table {len(rows)}")
             if not rows:
                 return
             ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-            codes = codes_from_blobs(r[1] for r in rows)
-            res = self._index.range_search(codes, 0)
+            res = index.range_search(codes_from_blobs(r[1] for r in rows), 0)
             for i in range(len(rows)):
-                found = res.ids[res.lims[i]:res.lims[i + 1]]
-                if ids[i] not in found:
-                    raise AssertionError(f"hash id {int(ids[i])} is in the table but not in the index")
+                if ids[i] not in res.ids[res.lims[i]:res.lims[i + 1]]:
+                    raise BankError(f"{self.path}: hash id {int(ids[i])} is in the table but not in the index")
 
-    # ------------------------------------------------------------------ lifecycle
+    def save_snapshot(self) -> Optional[Path]:
+        """Save the hash index next to the bank so the next open skips the rebuild."""
+        with self._lock:
+            return self._hashes.save_snapshot()
+
+    def save_feature_snapshot(self) -> Optional[Path]:
+        """Save the feature index next to the bank (only if it was loaded)."""
+        with self._lock:
+            return self._features.save_snapshot()
+
     def close(self, *, save_snapshot: bool = True) -> None:
         with self._lock:
-            if self._db is None:
+            if self._db.closed:
                 return
-            if save_snapshot and self._snapshot_enabled:
+            if save_snapshot:
                 try:
-                    self.save_snapshot()
-                    self.save_feature_snapshot()
+                    self._hashes.save_snapshot()
+                    self._features.save_snapshot()
                 except OSError:
                     pass
-            self._checkpoint()
+            self._db.checkpoint()
             self._db.close()
-            self._db = None  # type: ignore[assignment]
 
     def __enter__(self) -> "HashBank":
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    def __len__(self) -> int:
-        with self._lock:
-            return int(self._db.execute("SELECT COUNT(*) FROM hashes").fetchone()[0])

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .schema import CASE_ID_PATTERN, MEDIA_KINDS, BankError, _new_case_id
+from .records import CASE_ID_PATTERN, MEDIA_KINDS, BankError, new_case_id
 from ..hash_lists import hash_list_rows, parse_hash_field
 from ..hashes import PDQ_MIN_QUALITY
 
@@ -24,7 +24,7 @@ def parse_hash_csv(p: Path, *, allow_low_quality: bool) -> tuple[list, dict]:
         raise BankError(f"{exc}; nothing imported") from None
     groups: dict = {}
     order: list = []
-    anonymous = _new_case_id()
+    anonymous = new_case_id()
     for lineno, row in rows:
         where = f"{p}, line {lineno}"
         try:

@@ -20,7 +20,7 @@ from ..errors import ImageError
 from ..hashes import PDQ_MATCH_THRESHOLD
 from ..image.io import ImageSource, load_pixels
 from ..image.pdq import pdq_hash_many
-from .schema import BankMatch, FeatureBankMatch, ImageBankMatch
+from .records import BankMatch, FeatureBankMatch, ImageBankMatch
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
-"""HashBank's records, SQLite schema and migrations, and small helpers it shares with the
-CSV parser. The public names are re-exported by :mod:`ncii_hash.bank`."""
+"""HashBank's records (small frozen dataclasses a person reads), the rules for case ids and
+media kinds, and the helpers that turn stored blobs and callers' videos into hash arrays.
+The records are re-exported by :mod:`ncii_hash.bank`."""
 
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ import numpy as np
 from ..errors import BankError
 from ..hashes import PDQ_HASH_BYTES, as_hash_array
 
-SCHEMA_VERSION = 3
 MEDIA_KINDS = ("image", "video_frame")
 CASE_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 EXPORT_HEADER = ["pdq", "quality", "case_id", "kind", "item"]
@@ -64,65 +64,6 @@ class ChangeSet:
     next_token: str
 
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS cases (
-    case_id TEXT PRIMARY KEY,
-    created_at REAL NOT NULL,
-    status TEXT NOT NULL CHECK (status IN ('active', 'withdrawn')),
-    withdrawn_at REAL
-);
-CREATE TABLE IF NOT EXISTS hashes (
-    hash_id INTEGER PRIMARY KEY AUTOINCREMENT,
-    case_id TEXT NOT NULL REFERENCES cases(case_id),
-    algorithm TEXT NOT NULL DEFAULT 'pdq' CHECK (algorithm = 'pdq'),
-    hash BLOB NOT NULL CHECK (length(hash) = 32),
-    quality INTEGER NOT NULL CHECK (quality BETWEEN 0 AND 100),
-    kind TEXT NOT NULL CHECK (kind IN ('image', 'video_frame')),
-    added_at REAL NOT NULL,
-    seq INTEGER NOT NULL,
-    item INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS hashes_by_case ON hashes(case_id);
-CREATE INDEX IF NOT EXISTS hashes_by_seq ON hashes(seq);
-CREATE TABLE IF NOT EXISTS videos (
-    case_id TEXT NOT NULL REFERENCES cases(case_id),
-    item INTEGER NOT NULL,
-    md5 TEXT NOT NULL,
-    PRIMARY KEY (case_id, item)
-);
-CREATE TABLE IF NOT EXISTS features (
-    feature_id INTEGER PRIMARY KEY AUTOINCREMENT,
-    case_id TEXT NOT NULL REFERENCES cases(case_id),
-    data BLOB NOT NULL,
-    added_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS features_by_case ON features(case_id);
-CREATE TABLE IF NOT EXISTS changes (
-    seq INTEGER PRIMARY KEY,
-    case_id TEXT NOT NULL,
-    op TEXT NOT NULL CHECK (op IN ('add', 'withdraw')),
-    hash_ids BLOB NOT NULL,
-    at REAL NOT NULL
-);
-"""
-
-
-# _MIGRATIONS[v]: statements taking schema v to v + 1, applied in one transaction.
-_MIGRATIONS = {
-    1: [  # v2: videos -- frames of one video share an item number within their case
-        "ALTER TABLE hashes ADD COLUMN item INTEGER NOT NULL DEFAULT 0",
-        "CREATE TABLE IF NOT EXISTS videos (case_id TEXT NOT NULL REFERENCES cases(case_id), "
-        "item INTEGER NOT NULL, md5 TEXT NOT NULL, PRIMARY KEY (case_id, item))",
-    ],
-    2: [  # v3: local feature sets (issue 8), one row per banked image that has one
-        "CREATE TABLE IF NOT EXISTS features (feature_id INTEGER PRIMARY KEY AUTOINCREMENT, "
-        "case_id TEXT NOT NULL REFERENCES cases(case_id), data BLOB NOT NULL, added_at REAL NOT NULL)",
-        "CREATE INDEX IF NOT EXISTS features_by_case ON features(case_id)",
-    ],
-}
-
-
 @dataclass(frozen=True)
 class ImageBankMatch:
     """A case an image matches, and by which stage: ``"pdq"`` (its hash, any of the 8
@@ -159,8 +100,9 @@ class VideoBankMatch:
     md5_equal: bool  #: the very same file (MD5 of the bytes)
 
 
-def _new_case_id() -> str:
-    # 128 random bits: unguessable, so a case id alone reveals nothing and cannot be enumerated.
+def new_case_id() -> str:
+    """A fresh case id: 128 random bits, so a case id alone reveals nothing and cannot be
+    enumerated."""
     return "case-" + secrets.token_hex(16)
 
 
@@ -169,7 +111,7 @@ def codes_from_blobs(blobs: Any) -> np.ndarray:
     return np.frombuffer(b"".join(blobs), dtype=np.uint8).reshape(-1, PDQ_HASH_BYTES).copy()
 
 
-def _video_parts(video: Any) -> tuple:
+def video_parts(video: Any) -> tuple:
     """(frames (F,32) uint8, qualities (F,) int32, md5 str) of a VideoHash, a submission's
     SubmittedVideo or a (frames, qualities[, md5]) tuple."""
     if hasattr(video, "frames") and hasattr(video, "qualities"):

@@ -1,0 +1,68 @@
+"""The one lifecycle of the index snapshots a bank keeps next to its file.
+
+A snapshot is derived data: an index saved (atomically, checksummed, owner-only) as
+``<bank>.<kind>.<seq>``, where ``seq`` is the bank's change sequence it reflects -- ``idx``
+for the hash index, ``fidx`` for the local-feature index. On open, the newest snapshot not
+ahead of the bank is loaded and caught up; one that fails to load is skipped. A withdrawal
+deletes every snapshot of every kind, and the temporary files (``.<bank>.<kind>.*.tmp``) a
+crash during a save may have left, since they hold hashes too.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .._util.files import unlink_if_exists
+
+SNAPSHOT_KINDS = ("idx", "fidx")
+
+
+class SnapshotFiles:
+    """The snapshot files of one kind next to one bank file."""
+
+    def __init__(self, bank_path: os.PathLike | str, kind: str):
+        if kind not in SNAPSHOT_KINDS:
+            raise ValueError(f"snapshot kind must be one of {SNAPSHOT_KINDS}; got {kind!r}")
+        self.bank_path = Path(os.fspath(bank_path))
+        self.kind = kind
+        self._prefix = f"{self.bank_path.name}.{kind}."
+
+    def path(self, seq: int) -> Path:
+        """Where the snapshot at change ``seq`` lives."""
+        if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
+            raise ValueError(f"a snapshot sequence is an int >= 0; got {seq!r}")
+        return self.bank_path.with_name(f"{self._prefix}{seq}")
+
+    def listed(self) -> list[tuple[int, Path]]:
+        """Every snapshot of this kind, newest first, as ``(seq, path)``."""
+        folder = self.bank_path.parent
+        if not folder.is_dir():
+            return []
+        out = []
+        for p in folder.iterdir():
+            tail = p.name[len(self._prefix):]
+            if p.name.startswith(self._prefix) and tail.isascii() and tail.isdigit():
+                out.append((int(tail), p))
+        return sorted(out, reverse=True)
+
+    def not_ahead_of(self, seq: int) -> list[tuple[int, Path]]:
+        """The snapshots a bank at change ``seq`` may load, newest first (a snapshot ahead
+        of the bank belongs to a file that was replaced)."""
+        return [(s, p) for s, p in self.listed() if s <= seq]
+
+    def drop_others(self, keep: Path) -> None:
+        """Delete every snapshot of this kind except ``keep`` (after saving it)."""
+        for _, p in self.listed():
+            if p != keep:
+                unlink_if_exists(p)
+
+    def drop_all(self) -> None:
+        """Delete every snapshot of this kind and every temporary file of an unfinished save."""
+        for _, p in self.listed():
+            unlink_if_exists(p)
+        folder = self.bank_path.parent
+        if folder.is_dir():  # not a glob: a bank's name may hold glob characters
+            for p in folder.iterdir():
+                if p.name.startswith("." + self._prefix) and p.name.endswith(".tmp"):
+                    unlink_if_exists(p)
