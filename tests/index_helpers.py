@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from ncii_hash import RangeResult
+from ncii_hash._util.files import atomic_private_file
+from ncii_hash.index import file_v1
 
 try:
     import faiss  # noqa: F401
@@ -47,3 +52,19 @@ def oracle_range(entries: dict[int, np.ndarray], queries: np.ndarray, radius: in
 
 def as_pairs(result: RangeResult):
     return [[(m.distance, m.id) for m in result[i]] for i in range(len(result))]
+
+
+def write_index_file(target: Path, codes: np.ndarray, ids: np.ndarray, next_id: int, meta: bytes) -> None:
+    """Forge a version-1 HashIndex file (the layout ncii_hash 0.x wrote; file_v1 reads it)."""
+    count = int(ids.shape[0])
+    codes_offset, ids_offset, _ = file_v1.layout(count, len(meta))
+    header = file_v1.HEADER.pack(file_v1.MAGIC, file_v1.VERSION, 32, count, next_id, len(meta), codes_offset, ids_offset)
+    header += bytes(file_v1.HEADER_SIZE - len(header))
+    pad = bytes(codes_offset - file_v1.HEADER_SIZE - len(meta))
+    digest = hashlib.sha256()
+    with atomic_private_file(target) as f:
+        for chunk in (header, meta, pad, memoryview(np.ascontiguousarray(codes).reshape(-1)),
+                      memoryview(np.ascontiguousarray(ids, dtype="<i8").view(np.uint8))):
+            f.write(chunk)
+            digest.update(chunk)
+        f.write(digest.digest())

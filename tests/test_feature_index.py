@@ -201,7 +201,7 @@ def test_from_arrays_checks_its_input():
     assert len(FeatureIndex.from_arrays(records[:0], counts[:0], frames[:0], ids[:0])) == 0
     with pytest.raises(ValueError, match="duplicate"):
         FeatureIndex.from_arrays(records, counts, frames, np.array([1, 1, 3], np.int64))
-    with pytest.raises(ValueError, match="counts must be"):
+    with pytest.raises(TypeError, match="counts must be"):
         FeatureIndex.from_arrays(records, counts.astype(np.int32), frames, ids)
     with pytest.raises(ValueError, match="do not fit"):
         FeatureIndex.from_arrays(records[:2], counts, frames, ids)

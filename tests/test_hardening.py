@@ -32,7 +32,7 @@ from ncii_hash.cli import inputs as cli_inputs
 from ncii_hash.bank import BankError, HashBank
 from ncii_hash.submission import SubmissionError, make_submission, read_submission, write_submission
 from ncii_hash.index import HashIndex
-from ncii_hash.index.file import write_index_file
+from index_helpers import write_index_file
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "fuzz"))

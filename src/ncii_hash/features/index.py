@@ -224,9 +224,11 @@ class FeatureIndex:
         arrays = {"records": records, "counts": counts, "frames": frames, "ids": ids}
         for name, a in arrays.items():
             dtype, ndim = _SPEC[name]
-            if not isinstance(a, np.ndarray) or a.dtype != dtype or a.ndim != ndim or not a.flags.c_contiguous:
-                raise ValueError(f"from_arrays: {name} must be a C-contiguous {np.dtype(dtype).name} "
-                                 f"array with {ndim} dimensions")
+            what = f"from_arrays: {name} must be a C-contiguous {np.dtype(dtype).name} array with {ndim} dimensions"
+            if not isinstance(a, np.ndarray) or a.dtype != dtype:
+                raise TypeError(what)
+            if a.ndim != ndim or not a.flags.c_contiguous:
+                raise ValueError(what)
         n = len(ids)
         if (records.shape != (n, MAX_FEATURES, _RECORD.itemsize) or counts.shape != (n,)
                 or frames.shape != (n, 2)):

@@ -22,7 +22,6 @@ from .._util.container import (
 from ..errors import IndexFileError
 from ..hashes import PDQ_HASH_BYTES
 from . import file_v1
-from .file_v1 import write_index_file  # noqa: F401  (tests forge damaged version-1 files with it)
 
 KIND = ContainerKind(file_v1.MAGIC, 2, "a ncii_hash index file", "rebuild the index from the bank")
 _MAX_NEXT_ID = 1 << 63  # ids are int64, so the next fresh id is at most max int64 + 1
