@@ -347,3 +347,32 @@ def test_concurrent_reader_processes_with_one_writer(tmp_path):
         assert r.returncode == 0, stdout + stderr
     fresh = HashBank(path, snapshot=False)
     assert len({m.query for m in fresh.match(np.concatenate(batches), 0)}) == 200
+
+
+def test_wrong_types_raise_type_error_and_nothing_is_banked(tmp_path):
+    bank = HashBank(tmp_path / "b.db")
+    h = random_hashes(np.random.default_rng(12), 2)
+    with pytest.raises(TypeError, match="qualities must be integers"):
+        bank.add_case(h, np.array([80.0, 90.0]))
+    with pytest.raises(TypeError, match="uint8"):
+        bank.add_case(h.astype(np.int16), [80, 90])
+    with pytest.raises(TypeError, match="case id"):
+        bank.add_case(h, [80, 90], case_id=42)
+    with pytest.raises(BankError, match="one per hash"):
+        bank.add_case(h, [80])
+    with pytest.raises(TypeError, match="uint8"):
+        bank.match(h.astype(np.int64))
+    assert len(bank) == 0 and bank.stats().cases == 0
+    bank.close()
+
+
+def test_verify_raises_bank_error_when_index_and_table_disagree(tmp_path):
+    bank = HashBank(tmp_path / "b.db", snapshot=False)
+    bank.add_case(random_hashes(np.random.default_rng(13), 3))
+    bank.verify()
+    bank._index.remove(bank._index.ids[:1])  # damage the derived index behind the bank's back
+    with pytest.raises(BankError, match="index holds 2 hashes, the table 3"):
+        bank.verify()
+    bank.close(save_snapshot=False)
+    with HashBank(tmp_path / "b.db", snapshot=False) as again:  # rebuilt from the table: whole again
+        again.verify()
