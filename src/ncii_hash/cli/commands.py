@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from ..bank import BankError, HashBank
 from ..hashes import PDQ_MIN_QUALITY
@@ -70,7 +70,7 @@ def image_rows(files: list[Path], batch: PDQBatch, *, dihedral: bool) -> list[di
         q = int(batch.qualities[i])
         row: dict[str, Any] = {"file": str(f), "kind": "image", "pdq": batch.hashes[i].tobytes().hex(), "quality": q,
                                "status": "ok" if q >= PDQ_MIN_QUALITY else "low quality"}
-        if dihedral:
+        if dihedral and batch.dihedral is not None:
             row["dihedral"] = {n: batch.dihedral[i, j].tobytes().hex() for j, n in enumerate(DIHEDRAL_NAMES)}
         rows.append(row)
     return rows
@@ -186,7 +186,7 @@ def _opencv_installed() -> bool:
     return True
 
 
-def pdq_record(path: str, matches: list, **extra: Any) -> dict:
+def pdq_record(path: str, matches: Sequence[Any], **extra: Any) -> dict:
     return {
         "path": path,
         "kind": "image",
@@ -206,7 +206,7 @@ def feature_match(m: Any) -> dict:
 
 
 def _match_videos(bank: HashBank, videos: list[Path], args: argparse.Namespace) -> list[dict]:
-    records = []
+    records: list[dict[str, Any]] = []
     for path, vh, reason in hash_videos([str(f) for f in videos], seconds_per_hash=args.seconds_per_hash,
                                         threads=args.threads, quiet=args.quiet):
         if vh is None:
