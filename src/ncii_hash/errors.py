@@ -46,6 +46,10 @@ class BankError(NciiHashError, ValueError):
     """Something is wrong with a bank operation's input or the bank itself; nothing was written."""
 
 
+class FeedError(NciiHashError, ValueError):
+    """A hash-exchange feed record or page is malformed; the message names the field."""
+
+
 class IndexFileError(NciiHashError, ValueError):
     """An index file is foreign, truncated, corrupt or of an unsupported version: rebuild it."""
 
@@ -61,6 +65,7 @@ __all__ = [
     "SubmissionError",
     "FeatureError",
     "BankError",
+    "FeedError",
     "IndexFileError",
     "ShardUnavailableError",
 ]
