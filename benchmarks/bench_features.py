@@ -294,7 +294,7 @@ def write_bank(path: Path, n: int, rng: np.random.Generator, pool: np.ndarray, n
 
 def run(ctx: harness.Context) -> None:
     import ncii_hash
-    from ncii_hash import feature_index as FI
+    from ncii_hash.features import index as FI
 
     sizes = SIZES or ctx.pick(QUICK_SIZES, FULL_SIZES)
     rng = np.random.default_rng(ctx.seed)

@@ -1,7 +1,6 @@
 """Catalogue backfill on Ray Data: match a platform's whole catalogue of hashes against a
 bank, as a resumable job (numbered partitions, one atomic owner-only Parquet part each;
-a rerun skips the parts that exist). Split from distributed.py, which holds the sharded
-index it can match against."""
+a rerun skips the parts that exist), against a bank, an index or a :class:`~.sharded.ShardedIndex`."""
 
 from __future__ import annotations
 

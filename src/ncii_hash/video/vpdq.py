@@ -12,7 +12,7 @@ Semantics follow Meta's vPDQ (facebook/ThreatExchange ``vpdq/``):
   bit-identical to the reference tool's (FFmpeg versions differ), so conformance is checked
   with the upstream tolerance (distance < 31 where both qualities are >= 50).
 * Only the frames the sampled frames need are decoded where that is provably exact (H.264 with
-  PyAV, see ``video_pyav.py``); the result equals decoding every frame.
+  PyAV, see :mod:`.pyav`); the result equals decoding every frame.
 * Rotation metadata is ignored (frames are hashed as stored), as vPDQ does, so hashes stay
   comparable with banks made by Meta's tools.
 * The frame rate is the stream's average frame rate, as vPDQ's, with PyAV; OpenCV reports
@@ -23,7 +23,7 @@ Safety (see DESIGN.md, "Privacy and safety rules"): only regular local files who
 are a known video container are passed to the decoder (no URLs, no playlists that could make
 FFmpeg open a socket or another file); size limits are checked before and during decoding;
 PyAV opens the file with the demuxer of the sniffed container only and the ``file`` protocol
-only; by default the decoder runs in a worker process (``video_worker.py``, reused across
+only; by default the decoder runs in a worker process (:mod:`.worker`, reused across
 files) that is killed on timeout, because a hang or crash inside a C decoder cannot be
 interrupted from Python.
 
@@ -277,7 +277,7 @@ def _file_md5(path: str) -> str:
 
 
 class _Collector:
-    """Accumulates decoder messages (see ``video_decode``) into a VideoHash."""
+    """Accumulates decoder messages (see :mod:`.frames`) into a VideoHash."""
 
     def __init__(self) -> None:
         self.meta: Optional[dict] = None

@@ -16,7 +16,7 @@ and a reused worker has seen earlier files.
 
 Protocol: the parent sends ``(path, container, options_dict, worker_name)`` on the worker's
 stdin (a ``multiprocessing.connection.Connection``); the worker answers on its original stdout
-with the messages of :func:`ncii_hash.video_decode.decode_and_hash`, ending with ``done``,
+with the messages of :func:`ncii_hash.video.decode.decode_and_hash`, ending with ``done``,
 ``error`` or ``import-error``. The worker points fd 1 at stderr so that nothing a C library
 prints can corrupt the message stream.
 
