@@ -52,7 +52,7 @@ def _vpdq_arrays(features) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _frames_decoded(path: Path, seconds_per_hash: float) -> int:
-    from ncii_hash import video as V
+    from ncii_hash.video import vpdq as V
     from ncii_hash.video.decode import decode_and_hash
     from ncii_hash.video.frames import Options
 
