@@ -21,7 +21,7 @@ from typing import Any, ClassVar, Mapping
 
 import numpy as np
 
-from .._core import hamming_threads
+from .._util.threads import default_threads
 from .._util.optional import optional_import
 from ..hashes import PDQ_HASH_BYTES
 from .results import KNN_MISSING_DISTANCE, KNN_MISSING_ID, KnnResult, RangeResult, merge_hits
@@ -77,7 +77,7 @@ class FaissMirror:
         return self._index.search(queries, k)
 
     def _threads(self, threads: int) -> None:
-        self._faiss.omp_set_num_threads(threads if threads > 0 else int(hamming_threads(0)))
+        self._faiss.omp_set_num_threads(threads if threads > 0 else default_threads())
 
     def range_search(self, table: CodeTable, queries: np.ndarray, radius: int, variants: int,
                      threads: int) -> RangeResult:
