@@ -152,7 +152,7 @@ def test_old_schemas_are_migrated_and_keep_their_rows(tmp_path, version):
 
 def test_files_that_are_not_banks_are_refused(tmp_path):
     (tmp_path / "junk.db").write_bytes(b"this is not sqlite" * 100)
-    with pytest.raises(BankError, match="not a readable hash bank"):
+    with pytest.raises(BankError, match="not a readable ncii-hash bank"):
         Database(tmp_path / "junk.db")
     other = tmp_path / "other.db"
     con = sqlite3.connect(other)

@@ -21,7 +21,7 @@ from ._core import simd_level
 from .bank import (BankMatch, BankStats, CaseInfo, ChangeSet, FeatureBankMatch, HashBank, ImageBankMatch,
                    ImageMatchReport, VideoBankMatch)
 from .errors import (BankError, FeatureError, ImageError, IndexFileError, NciiHashError, ShardUnavailableError,
-                     SubmissionError, VideoError)
+                     StoreUnavailableError, SubmissionError, VideoError)
 # features/ and video/ import OpenCV / PyAV only when features are extracted or a video is decoded.
 from .features import (FeatureHit, FeatureIndex, FeatureSet, GeometricMatch, extract_features, image_features,
                        query_features, verify_features)
@@ -76,7 +76,7 @@ __all__ = [
     "write_submission",
     # errors
     "NciiHashError", "BankError", "FeatureError", "ImageError", "IndexFileError", "ShardUnavailableError",
-    "SubmissionError", "VideoError",
+    "StoreUnavailableError", "SubmissionError", "VideoError",
     # scale-out (lazy)
     "ShardedIndex", "BackfillReport", "backfill",
 ]

@@ -54,6 +54,13 @@ class IndexFileError(NciiHashError, ValueError):
     """An index file is foreign, truncated, corrupt or of an unsupported version: rebuild it."""
 
 
+class StoreUnavailableError(NciiHashError, RuntimeError):
+    """The database server could not be reached or the connection was lost (a PostgreSQL
+    restart, a killed connection): the open transaction was rolled back (when the loss came
+    at commit, its outcome is unknown). Retry later; an HTTP layer answers 503. The message
+    never holds the connection's password."""
+
+
 class ShardUnavailableError(NciiHashError, RuntimeError):
     """A shard stayed unreachable after the allowed restarts; nothing partial was returned."""
 
@@ -68,4 +75,5 @@ __all__ = [
     "FeedError",
     "IndexFileError",
     "ShardUnavailableError",
+    "StoreUnavailableError",
 ]

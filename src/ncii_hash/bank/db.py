@@ -1,16 +1,20 @@
-"""The bank's store: one SQLite file, opened with the pragmas the bank's guarantees rest on,
-its schema created or migrated, and the transactions every write and consistent read uses.
+"""The SQLite store (one file) and the bank's schema.
+
+:class:`Database` holds any :class:`~.store_schema.Schema` -- the bank's (``BANK_SCHEMA``,
+the default) or another's, such as the hub's -- opened with the pragmas the guarantees rest
+on, the schema created or migrated, and the transactions every write and consistent read uses.
+:func:`~.store.open_database` picks it for a path (a ``postgresql://`` URL gets the
+PostgreSQL store, :mod:`.db_postgres`, with the same interface and guarantees).
 
 Durability and privacy: WAL journal with ``synchronous=FULL`` (a returned commit survives a
 crash), ``secure_delete`` (deleted rows are zeroed in the file), foreign keys on, the file
 created owner-only (0600). :meth:`Database.checkpoint` folds the WAL back into the file and
 truncates it, so a withdrawal leaves no old page copy behind.
 
-The interface the bank uses -- ``execute``/``executemany`` with ``?`` placeholders, ``insert``,
+The interface -- ``execute``/``executemany`` with ``?`` placeholders, ``insert``,
 ``meta``/``set_meta``, ``seq``, ``write``, ``read``, ``rows_for_ids``, ``checkpoint``,
-``file_bytes``, ``close`` -- is what a PostgreSQL store implements too. Everything that
-differs between SQL dialects (schema text, pragmas, transaction modes, the parameter limit,
-how a new row's id is returned, file sizes) stays inside this class.
+``file_bytes``, ``close`` -- is the same on both stores (see :mod:`.store_schema` for the
+portable SQL subset). Everything that differs between dialects stays inside the store classes.
 
 Not thread-safe by itself: the bank serializes calls with its lock. Several processes may
 open the same file (SQLite's locking; ``write`` takes the write lock up front).
@@ -20,22 +24,20 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import sqlite3
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional, Sequence
 
-import numpy as np
-
 from .._util.files import create_private_file
 from ..errors import BankError
+from .store_schema import Schema, SqlStore, Write
+
+__all__ = ["BANK_KIND", "BANK_SCHEMA", "SCHEMA_VERSION", "Database", "Schema", "Write"]
 
 SCHEMA_VERSION = 3
 BANK_KIND = "ncii-hash-bank"
 
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS cases (
     case_id TEXT PRIMARY KEY,
     created_at REAL NOT NULL,
@@ -92,36 +94,28 @@ MIGRATIONS = {
 }
 
 
-@dataclass
-class Write:
-    """An open write transaction: ``base`` is the change sequence it started from; each
-    change it records takes the next number from :meth:`next_seq`; ``seq`` is what it
-    commits (``base`` when nothing changed)."""
-
-    base: int
-    seq: int = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.seq = self.base
-
-    def next_seq(self) -> int:
-        self.seq += 1
-        return self.seq
+BANK_SCHEMA = Schema(kind=BANK_KIND, version=SCHEMA_VERSION, create=SCHEMA, migrations=MIGRATIONS, noun="bank")
 
 
-class Database:
-    """One SQLite bank file (see the module docs for the interface and its guarantees)."""
+class Database(SqlStore):
+    """One SQLite file holding ``schema`` (the bank's unless told otherwise; see the module
+    docs for the interface and its guarantees)."""
 
     dialect = "sqlite"
     MAX_PARAMETERS = 900  #: ids per statement in rows_for_ids, below SQLite's limit
 
-    def __init__(self, path: os.PathLike | str, *, create: bool = True):
+    def __init__(self, path: os.PathLike | str, schema: Schema = BANK_SCHEMA, *, create: bool = True):
+        if not isinstance(schema, Schema):
+            raise TypeError(f"schema must be a Schema; got {type(schema).__name__}")
+        self.schema = schema
         self.path = Path(os.fspath(path))
+        self.name = str(self.path)
+        noun = schema.noun
         if self.path.is_dir():
-            raise BankError(f"{self.path}: is a folder; give the path of a bank file")
+            raise BankError(f"{self.path}: is a folder; give the path of a {noun} file")
         if not self.path.exists():
             if not create:
-                raise FileNotFoundError(f"{self.path}: no such bank (use create=True or 'ncii-hash bank init')")
+                raise FileNotFoundError(f"{self.path}: no such {noun} (use create=True or 'ncii-hash {noun} init')")
             if not self.path.parent.exists():
                 raise FileNotFoundError(f"{self.path.parent}: folder does not exist")
             create_private_file(self.path)
@@ -134,7 +128,7 @@ class Database:
             self._migrate()
         except sqlite3.DatabaseError as exc:
             self.close()
-            raise BankError(f"{self.path}: not a readable hash bank ({exc})") from None
+            raise BankError(f"{self.path}: not a readable ncii-hash {noun} ({exc})") from None
         except BaseException:
             self.close()
             raise
@@ -143,7 +137,7 @@ class Database:
     @property
     def connection(self) -> sqlite3.Connection:
         if self._conn is None:
-            raise BankError(f"{self.path}: the bank is closed")
+            raise BankError(f"{self.path}: the {self.schema.noun} is closed")
         return self._conn
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
@@ -159,27 +153,12 @@ class Database:
         return int(cur.lastrowid)
 
     def rows_for_ids(self, sql: str, ids: Any) -> list:
-        """Run ``sql`` (with one ``{}`` where the placeholder list goes) over the unique
-        ``ids``, in chunks below the parameter limit; all rows."""
-        uniq = np.unique(np.asarray(ids, dtype=np.int64))
+        """Run ``sql`` (with ``IN ({})`` where the id list goes) over the unique ``ids``, in
+        chunks below the parameter limit; all rows."""
         rows: list = []
-        for start in range(0, uniq.size, self.MAX_PARAMETERS):
-            part = [int(x) for x in uniq[start:start + self.MAX_PARAMETERS]]
+        for part in self._id_chunks(ids):
             rows.extend(self.connection.execute(sql.format(",".join("?" * len(part))), part))
         return rows
-
-    # ---- meta and the change sequence ----------------------------------------------------------
-    def meta(self, key: str) -> Optional[str]:
-        row = self.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
-        return None if row is None else row[0]
-
-    def set_meta(self, key: str, value: str) -> None:
-        self.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
-                     (key, value))
-
-    def seq(self) -> int:
-        """The bank's change sequence: how many changes (adds, withdrawals) were committed."""
-        return int(self.meta("change_seq") or 0)
 
     # ---- transactions --------------------------------------------------------------------------
     @property
@@ -187,15 +166,12 @@ class Database:
         return self._conn is not None and self._conn.in_transaction
 
     @contextlib.contextmanager
-    def write(self) -> Iterator[Write]:
-        """``with db.write() as w:`` -- one write transaction, holding the write lock from the
-        start (no other process writes in between). Commits ``w.seq`` as the new change
-        sequence when the block ends, rolls everything back if it raises."""
+    def _write_locked(self) -> Iterator[int]:
         with self._immediate():
-            w = Write(base=self.seq())
-            yield w
-            if w.seq != w.base:
-                self.set_meta("change_seq", str(w.seq))
+            yield self.seq()
+
+    def _schema_locked(self) -> contextlib.AbstractContextManager[None]:
+        return self._immediate()
 
     @contextlib.contextmanager
     def _immediate(self) -> Iterator[None]:
@@ -224,32 +200,8 @@ class Database:
             if conn.in_transaction:
                 conn.execute("COMMIT")
 
-    # ---- schema ------------------------------------------------------------------------------
-    def _migrate(self) -> None:
-        if self.execute("SELECT name FROM sqlite_master WHERE type='table' AND name='meta'").fetchone() is None:
-            with self._immediate():
-                for statement in SCHEMA.split(";"):
-                    if statement.strip():
-                        self.execute(statement)
-                self.executemany("INSERT INTO meta VALUES (?, ?)", [
-                    ("schema_version", str(SCHEMA_VERSION)), ("change_seq", "0"),
-                    ("bank_id", secrets.token_hex(8)), ("kind", BANK_KIND)])
-            return
-        if self.meta("kind") != BANK_KIND:
-            raise BankError(f"{self.path}: not an ncii-hash bank")
-        version = self.schema_version()
-        if version > SCHEMA_VERSION:
-            raise BankError(f"{self.path}: bank schema version {version} is newer than this ncii-hash "
-                            f"({SCHEMA_VERSION}); upgrade ncii-hash")
-        for step in range(version, SCHEMA_VERSION):
-            with self._immediate():
-                if self.schema_version() == step:  # another process may have done it
-                    for statement in MIGRATIONS[step]:
-                        self.execute(statement)
-                    self.set_meta("schema_version", str(step + 1))
-
-    def schema_version(self) -> int:
-        return int(self.meta("schema_version") or 0)
+    def _has_meta(self) -> bool:
+        return self.execute("SELECT name FROM sqlite_master WHERE type='table' AND name='meta'").fetchone() is not None
 
     # ---- files -------------------------------------------------------------------------------
     def checkpoint(self) -> None:
