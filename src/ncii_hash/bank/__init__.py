@@ -10,9 +10,11 @@ Imports ``index``, ``image``, ``video`` and ``features``; never ``service``, ``t
 from ..errors import BankError
 from .bank import HashBank
 from .image_match import ImageMatchReport
+from .partner import FeedKeys
 from .records import BankMatch, BankStats, CaseInfo, ChangeSet, FeatureBankMatch, ImageBankMatch, VideoBankMatch
+from .sync import SyncReport, send_feedback
 
 __all__ = [
-    "BankError", "BankMatch", "BankStats", "CaseInfo", "ChangeSet", "FeatureBankMatch", "HashBank",
-    "ImageBankMatch", "ImageMatchReport", "VideoBankMatch",
+    "BankError", "BankMatch", "BankStats", "CaseInfo", "ChangeSet", "FeatureBankMatch", "FeedKeys", "HashBank",
+    "ImageBankMatch", "ImageMatchReport", "SyncReport", "VideoBankMatch", "send_feedback",
 ]

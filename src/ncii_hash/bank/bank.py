@@ -38,7 +38,7 @@ from ..features.orb import FeatureSet
 from ..hashes import PDQ_HASH_BYTES, PDQ_MATCH_THRESHOLD, PDQ_MIN_QUALITY
 from ..image.io import ImageSource
 from ..submission import Submission, parse_submission, read_submission
-from . import cases, exchange, image_match, video_match
+from . import cases, exchange, image_match, sync, video_match
 from .db import Database
 from .feature_store import FeatureStore, feature_sets_of
 from .image_match import ImageMatchReport
@@ -191,6 +191,19 @@ class HashBank:
         start = exchange.change_token(since)
         with self._lock:
             return exchange.changes(self._db, start)
+
+    def sync(self, base_url: Optional[str], keys: Any, *, signal_types: Sequence[str] = sync.STOCK_SIGNAL_TYPES,
+             page_size: int = sync.DEFAULT_PAGE_SIZE, max_pages: Optional[int] = None, restart: bool = False,
+             timeout: float = 60.0) -> sync.SyncReport:
+        """Pull a StopNCII-compatible feed (``base_url``: the hub's address + ``/v1``; None = the
+        key line's third field) into this bank, from the checkpoint the last sync stored. Each
+        hub case becomes a case whose id is the case number; withdrawn cases are withdrawn at
+        once and never re-added. ``keys``: :class:`~.partner.FeedKeys` or the key line
+        ``fetch_key,subscription_key[,base_url]``. Details: :mod:`ncii_hash.bank.sync`."""
+        client = sync.partner_client(base_url, keys, timeout=timeout)
+        run = sync.FeedSync(self._lock, self._db, self._hashes, self._features, client, signal_types=signal_types,
+                            page_size=page_size)
+        return run.run(max_pages=max_pages, restart=restart)
 
     # ------------------------------------------------------------------ reading
     def case(self, case_id: str) -> CaseInfo:

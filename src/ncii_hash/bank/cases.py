@@ -93,17 +93,33 @@ def insert_case(db: Database, case_id: str, h: np.ndarray, q: np.ndarray, k: Seq
                 items: Optional[Sequence[int]] = None, videos: Sequence[tuple[int, str]] = ()) -> list[int]:
     """Bank a new case as change ``seq``; the hash ids of its rows, in order."""
     db.execute("INSERT INTO cases (case_id, created_at, status) VALUES (?, ?, 'active')", (case_id, now))
+    return add_hashes(db, case_id, h, q, k, now, seq, items, videos)
+
+
+def add_hashes(db: Database, case_id: str, h: np.ndarray, q: np.ndarray, k: Sequence[str], now: float, seq: int,
+               items: Optional[Sequence[int]] = None, videos: Sequence[tuple[int, str]] = ()) -> list[int]:
+    """Add rows (and video items) to an existing case as change ``seq`` (one ``add`` entry of
+    the change log); the hash ids of the new rows, in order."""
     db.executemany(
         "INSERT INTO hashes (case_id, hash, quality, kind, added_at, seq, item) VALUES (?, ?, ?, ?, ?, ?, ?)",
         ((case_id, h[i].tobytes(), int(q[i]), k[i], now, seq, 0 if items is None else int(items[i]))
          for i in range(h.shape[0])),
     )
-    # A new case: its rows are exactly these, in insertion (= increasing id) order.
-    ids = [r[0] for r in db.execute("SELECT hash_id FROM hashes WHERE case_id=? ORDER BY hash_id", (case_id,))]
+    # Change seq wrote exactly these rows of the case, in insertion (= increasing id) order.
+    ids = [r[0] for r in db.execute("SELECT hash_id FROM hashes WHERE case_id=? AND seq=? ORDER BY hash_id",
+                                    (case_id, seq))]
     db.executemany("INSERT INTO videos (case_id, item, md5) VALUES (?, ?, ?)",
                    [(case_id, item, md5) for item, md5 in videos])
     log_change(db, seq, case_id, "add", ids, now)
     return ids
+
+
+def insert_withdrawn_case(db: Database, case_id: str, now: float, seq: int) -> None:
+    """Record a case that is already withdrawn (a feed's withdrawal of a case this bank never
+    held), so nothing can add it later; change ``seq`` logs the withdrawal for partners."""
+    db.execute("INSERT INTO cases (case_id, created_at, status, withdrawn_at) VALUES (?, ?, 'withdrawn', ?)",
+               (case_id, now, now))
+    log_change(db, seq, case_id, "withdraw", [], now)
 
 
 def case_status(db: Database, case_id: str) -> str:

@@ -17,7 +17,10 @@ from .. import __version__
 from ..hashes import PDQ_MATCH_THRESHOLD
 from ..submission import SubmissionError
 from .commands import cmd_bank, cmd_hash, cmd_match, cmd_show
+from .hub import add_hub_parser
 from .output import HASH_FORMATS
+from .survivor import add_survivor_commands
+from .sync import add_sync_commands
 from .usage import EXIT_OK, EXIT_USAGE, UsageError, shown
 
 
@@ -46,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog="example: ncii-hash show submission.json")
     s.add_argument("submission")
     s.set_defaults(func=cmd_show)
+    add_survivor_commands(sub)  # submit, case status|withdraw: the survivor's only network commands
 
     m = sub.add_parser("match", help="match image files or hash lists against a bank",
                        epilog="example: ncii-hash match bank.db uploads/ suspicious.txt --json")
@@ -88,7 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
     x = bsub.add_parser("stats", help="counts, size and index state", epilog="example: ncii-hash bank stats bank.db")
     x.add_argument("bank")
     x.add_argument("--json", action="store_true")
+    add_sync_commands(bsub)  # bank sync, bank feedback
     b.set_defaults(func=cmd_bank)
+
+    add_hub_parser(sub)
     return p
 
 
