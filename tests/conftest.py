@@ -71,3 +71,57 @@ def vpdq_root() -> Path:
 @pytest.fixture(scope="module")
 def cv2():
     return pytest.importorskip("cv2", reason="OpenCV missing: pip install 'ncii-hash[video]'")
+
+
+# ---- PostgreSQL: one throwaway cluster per session, one fresh database per test -------------
+# (tests/pg_cluster.py). Without PostgreSQL the tests that need it skip -- except under CI=true,
+# where a missing PostgreSQL is a failure (.ci/run installs it).
+import subprocess  # noqa: E402
+
+import pg_cluster  # noqa: E402
+
+
+def _no_postgres(reason: str) -> None:
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"PostgreSQL is required under CI=true: {reason}", pytrace=False)
+    pytest.skip(f"PostgreSQL tests skipped: {reason}")
+
+
+@pytest.fixture(scope="session")
+def pg_server(request):
+    """The session's running :class:`pg_cluster.PgCluster`: ``create_database()`` ->
+    ``(name, url)``, ``restart()``, ``stop()``/``start()``, ``terminate(name)``."""
+    reason = pg_cluster.unavailable_reason()
+    if reason is not None:
+        _no_postgres(reason)
+    try:
+        cluster = pg_cluster.PgCluster()
+    except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+        _no_postgres(f"the test cluster did not start: {exc}")
+    request.addfinalizer(cluster.close)
+    return cluster
+
+
+@pytest.fixture
+def pg_database(pg_server):
+    """A fresh empty database in the session cluster: ``(name, url)``; dropped afterwards
+    (its connections are cut). The server is started again first if a test left it stopped."""
+    name, url = pg_server.create_database()
+    yield name, url
+    if not pg_server.running:
+        pg_server.start()
+    pg_server.drop_database(name)
+
+
+@pytest.fixture
+def pg_url(pg_database) -> str:
+    """The ``postgresql://`` URL of a fresh empty database (with its password)."""
+    return pg_database[1]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path) -> str:
+    """Where a bank lives, once per store: a fresh SQLite file path or PostgreSQL URL."""
+    if request.param == "sqlite":
+        return str(tmp_path / "bank.db")
+    return request.getfixturevalue("pg_url")

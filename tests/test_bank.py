@@ -36,9 +36,9 @@ def all_bank_bytes(path: Path) -> bytes:
     return data
 
 
-def test_add_match_withdraw(tmp_path):
+def test_add_match_withdraw(store):
     rng = np.random.default_rng(1)
-    bank = HashBank(tmp_path / "bank.db")
+    bank = HashBank(store)
     a, b = random_hashes(rng, 3), random_hashes(rng, 2)
     ca, cb = bank.add_case(a), bank.add_case(b, [90, 80])
     assert ca != cb and ca.startswith("case-") and len(ca) >= 32
@@ -100,8 +100,8 @@ def test_files_are_owner_only(tmp_path):
     bank.close()
 
 
-def test_low_quality_refused_with_reason(tmp_path):
-    bank = HashBank(tmp_path / "b.db")
+def test_low_quality_refused_with_reason(store):
+    bank = HashBank(store)
     h = random_hashes(np.random.default_rng(4), 2)
     with pytest.raises(BankError, match="quality below 50"):
         bank.add_case(h, [80, 10])
@@ -110,8 +110,8 @@ def test_low_quality_refused_with_reason(tmp_path):
     assert len(bank) == 2
 
 
-def test_dihedral_match_reports_variant(tmp_path):
-    bank = HashBank(tmp_path / "b.db")
+def test_dihedral_match_reports_variant(store):
+    bank = HashBank(store)
     rng = np.random.default_rng(5)
     banked = random_hashes(rng, 1)
     cid = bank.add_case(banked)
@@ -122,8 +122,8 @@ def test_dihedral_match_reports_variant(tmp_path):
     assert bank.match(sets, dihedral=False) == []
 
 
-def test_changes_feed(tmp_path):
-    bank = HashBank(tmp_path / "b.db")
+def test_changes_feed(store):
+    bank = HashBank(store)
     rng = np.random.default_rng(6)
     c1 = bank.add_case(random_hashes(rng, 2))
     first = bank.changes()
@@ -140,20 +140,29 @@ def test_changes_feed(tmp_path):
         bank.changes("not-a-token")
 
 
-def test_export_import_round_trip(tmp_path):
+def another_store(store, tmp_path, request) -> str:
+    """A second fresh bank location of the same kind as ``store``."""
+    if store.startswith("postgresql://"):
+        return request.getfixturevalue("pg_server").create_database()[1]
+    return str(tmp_path / "another.db")
+
+
+def test_export_import_round_trip(store, tmp_path, request):
     rng = np.random.default_rng(7)
-    src = HashBank(tmp_path / "a.db")
+    src = HashBank(store)
     cases = [src.add_case(random_hashes(rng, 3), [60, 70, 80]) for _ in range(3)]
     src.withdraw(cases[1])
     n = src.export(tmp_path / "x.csv")
     assert n == 6
-    dst = HashBank(tmp_path / "b.db")
+    dst = HashBank(another_store(store, tmp_path, request))
     imported = dst.import_(tmp_path / "x.csv")
     assert sorted(imported) == sorted([cases[0], cases[2]])
     queries = np.concatenate([src.case_hashes(c) for c in cases if c != cases[1]] + [random_hashes(rng, 5)])
     key = lambda ms: [(m.query, m.case_id, m.distance) for m in ms]  # noqa: E731
     assert key(src.match(queries)) == key(dst.match(queries))
     dst.verify()
+    src.close()
+    dst.close()
 
 
 @pytest.mark.parametrize(
@@ -168,22 +177,23 @@ def test_export_import_round_trip(tmp_path):
         ("", "no hashes"),
     ],
 )
-def test_bad_csv_imports_nothing(tmp_path, content, message):
-    bank = HashBank(tmp_path / "b.db")
+def test_bad_csv_imports_nothing(store, tmp_path, content, message):
+    bank = HashBank(store)
     (tmp_path / "bad.csv").write_text(content)
     with pytest.raises(BankError, match=message):
         bank.import_(tmp_path / "bad.csv")
     assert len(bank) == 0 and bank.stats().cases == 0
+    bank.close()
 
 
-def test_submission_round_trip_and_bad_versions(tmp_path):
+def test_submission_round_trip_and_bad_versions(store, tmp_path):
     from ncii_hash.submission import make_submission, write_submission
 
     rng = np.random.default_rng(8)
     h = random_hashes(rng, 3)
     sub = make_submission(h, [90, 91, 92])
     write_submission(tmp_path / "s.json", sub)
-    bank = HashBank(tmp_path / "b.db")
+    bank = HashBank(store)
     cid = bank.add_submission(tmp_path / "s.json")
     assert sorted(map(bytes, bank.case_hashes(cid))) == sorted(map(bytes, h))
     obj = json.loads((tmp_path / "s.json").read_text())
@@ -194,6 +204,7 @@ def test_submission_round_trip_and_bad_versions(tmp_path):
     with pytest.raises(ValueError, match="JSON"):
         bank.add_submission(tmp_path / "t.json")
     assert bank.stats().cases == 1
+    bank.close()
 
 
 def test_not_a_bank(tmp_path):
@@ -207,10 +218,9 @@ def test_not_a_bank(tmp_path):
         HashBank(tmp_path)
 
 
-def test_second_instance_sees_writes_immediately(tmp_path):
+def test_second_instance_sees_writes_immediately(store):
     rng = np.random.default_rng(9)
-    path = tmp_path / "b.db"
-    w, r = HashBank(path), HashBank(path)
+    w, r = HashBank(store), HashBank(store)
     h = random_hashes(rng, 2)
     assert r.match(h) == []
     cid = w.add_case(h)
@@ -218,6 +228,8 @@ def test_second_instance_sees_writes_immediately(tmp_path):
     w.withdraw(cid)
     assert r.match(h) == []
     r.verify()
+    w.close()
+    r.close()
 
 
 WRITER = textwrap.dedent(
@@ -327,15 +339,15 @@ READER = textwrap.dedent(
 )
 
 
-def test_concurrent_reader_processes_with_one_writer(tmp_path):
-    path = tmp_path / "b.db"
+def test_concurrent_reader_processes_with_one_writer(store, tmp_path):
+    path = store
     rng = np.random.default_rng(11)
     batches = [random_hashes(rng, 20) for _ in range(10)]
     np.save(tmp_path / "probe.npy", np.concatenate(batches))
     HashBank(path).close()
     (tmp_path / "reader.py").write_text(READER)
     done = tmp_path / "writer-done"
-    readers = [subprocess.Popen([sys.executable, str(tmp_path / "reader.py"), str(path), str(tmp_path / "probe.npy"), str(done)],
+    readers = [subprocess.Popen([sys.executable, str(tmp_path / "reader.py"), path, str(tmp_path / "probe.npy"), str(done)],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
     writer = HashBank(path)
     for b in batches:
@@ -347,10 +359,12 @@ def test_concurrent_reader_processes_with_one_writer(tmp_path):
         assert r.returncode == 0, stdout + stderr
     fresh = HashBank(path, snapshot=False)
     assert len({m.query for m in fresh.match(np.concatenate(batches), 0)}) == 200
+    writer.close()
+    fresh.close()
 
 
-def test_wrong_types_raise_type_error_and_nothing_is_banked(tmp_path):
-    bank = HashBank(tmp_path / "b.db")
+def test_wrong_types_raise_type_error_and_nothing_is_banked(store):
+    bank = HashBank(store)
     h = random_hashes(np.random.default_rng(12), 2)
     with pytest.raises(TypeError, match="qualities must be integers"):
         bank.add_case(h, np.array([80.0, 90.0]))
@@ -366,13 +380,13 @@ def test_wrong_types_raise_type_error_and_nothing_is_banked(tmp_path):
     bank.close()
 
 
-def test_verify_raises_bank_error_when_index_and_table_disagree(tmp_path):
-    bank = HashBank(tmp_path / "b.db", snapshot=False)
+def test_verify_raises_bank_error_when_index_and_table_disagree(store):
+    bank = HashBank(store, snapshot=False)
     bank.add_case(random_hashes(np.random.default_rng(13), 3))
     bank.verify()
     bank._index.remove(bank._index.ids[:1])  # damage the derived index behind the bank's back
     with pytest.raises(BankError, match="index holds 2 hashes, the table 3"):
         bank.verify()
     bank.close(save_snapshot=False)
-    with HashBank(tmp_path / "b.db", snapshot=False) as again:  # rebuilt from the table: whole again
+    with HashBank(store, snapshot=False) as again:  # rebuilt from the table: whole again
         again.verify()

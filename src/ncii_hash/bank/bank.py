@@ -26,7 +26,6 @@ internal lock. Use one HashBank per process (SQLite handles several processes).
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from pathlib import Path
@@ -39,12 +38,12 @@ from ..hashes import PDQ_HASH_BYTES, PDQ_MATCH_THRESHOLD, PDQ_MIN_QUALITY
 from ..image.io import ImageSource
 from ..submission import Submission, parse_submission, read_submission
 from . import cases, exchange, image_match, sync, video_match
-from .db import Database
 from .feature_store import FeatureStore, feature_sets_of
 from .image_match import ImageMatchReport
 from .index_sync import IndexSync
 from .records import (BankError, BankMatch, BankStats, CaseInfo, ChangeSet, FeatureBankMatch, ImageBankMatch,
                       PathLike, VideoBankMatch, codes_from_blobs, new_case_id)
+from .store import open_database
 
 
 class HashBank:
@@ -64,10 +63,12 @@ class HashBank:
         allow_low_quality: bool = False,
         snapshot: bool = True,
     ):
-        self.path = Path(os.fspath(path))
         self.allow_low_quality = allow_low_quality
         self._lock = threading.RLock()
-        self._db = Database(self.path, create=create)
+        # A file path (SQLite) or a postgresql:// URL; a server database keeps no snapshot files.
+        self._db = open_database(path, create=create)
+        self.path: Union[Path, str] = self._db.path if self._db.path is not None else self._db.name
+        snapshot = snapshot and self._db.path is not None
         try:
             self._hashes = IndexSync(self._db, backend=backend, snapshots=snapshot)
             self._features = FeatureStore(self._db, snapshots=snapshot)
@@ -350,9 +351,10 @@ class HashBank:
     def stats(self) -> BankStats:
         with self._lock:
             self._hashes.catch_up()
-            c = self._db.execute("SELECT COUNT(*), SUM(status='active'), SUM(status='withdrawn') FROM cases").fetchone()
+            c = self._db.execute("SELECT COUNT(*), SUM(CASE WHEN status='active' THEN 1 ELSE 0 END), "
+                                 "SUM(CASE WHEN status='withdrawn' THEN 1 ELSE 0 END) FROM cases").fetchone()
             n = self._db.execute("SELECT COUNT(*) FROM hashes").fetchone()[0]
-            return BankStats(cases=c[0], active_cases=c[1] or 0, withdrawn_cases=c[2] or 0, hashes=n,
+            return BankStats(cases=c[0], active_cases=int(c[1] or 0), withdrawn_cases=int(c[2] or 0), hashes=n,
                              change_seq=self._hashes.seq, file_bytes=self._db.file_bytes(),
                              index_entries=len(self._hashes), index_source=self._hashes.source,
                              feature_sets=self._features.count())

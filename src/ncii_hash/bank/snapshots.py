@@ -6,12 +6,17 @@ for the hash index, ``fidx`` for the local-feature index. On open, the newest sn
 ahead of the bank is loaded and caught up; one that fails to load is skipped. A withdrawal
 deletes every snapshot of every kind, and the temporary files (``.<bank>.<kind>.*.tmp``) a
 crash during a save may have left, since they hold hashes too.
+
+A bank in a database server (PostgreSQL) has no file to keep snapshots next to: its
+``SnapshotFiles`` (``bank_path=None``) lists none and saves none; its index is rebuilt from
+the table and follows the change log.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Optional
 
 from .._util.files import unlink_if_exists
 
@@ -21,21 +26,25 @@ SNAPSHOT_KINDS = ("idx", "fidx")
 class SnapshotFiles:
     """The snapshot files of one kind next to one bank file."""
 
-    def __init__(self, bank_path: os.PathLike | str, kind: str):
+    def __init__(self, bank_path: Optional[os.PathLike | str], kind: str):
         if kind not in SNAPSHOT_KINDS:
             raise ValueError(f"snapshot kind must be one of {SNAPSHOT_KINDS}; got {kind!r}")
-        self.bank_path = Path(os.fspath(bank_path))
+        self.bank_path = None if bank_path is None else Path(os.fspath(bank_path))
         self.kind = kind
-        self._prefix = f"{self.bank_path.name}.{kind}."
+        self._prefix = "" if self.bank_path is None else f"{self.bank_path.name}.{kind}."
 
     def path(self, seq: int) -> Path:
         """Where the snapshot at change ``seq`` lives."""
         if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
             raise ValueError(f"a snapshot sequence is an int >= 0; got {seq!r}")
+        if self.bank_path is None:
+            raise ValueError("a bank without a file keeps no snapshots")
         return self.bank_path.with_name(f"{self._prefix}{seq}")
 
     def listed(self) -> list[tuple[int, Path]]:
         """Every snapshot of this kind, newest first, as ``(seq, path)``."""
+        if self.bank_path is None:
+            return []
         folder = self.bank_path.parent
         if not folder.is_dir():
             return []
@@ -61,6 +70,8 @@ class SnapshotFiles:
         """Delete every snapshot of this kind and every temporary file of an unfinished save."""
         for _, p in self.listed():
             unlink_if_exists(p)
+        if self.bank_path is None:
+            return
         folder = self.bank_path.parent
         if folder.is_dir():  # not a glob: a bank's name may hold glob characters
             for p in folder.iterdir():

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..bank import BankError, HashBank
+from ..bank.store import is_postgres_url
+from ..errors import StoreUnavailableError
 from ..hashes import PDQ_MIN_QUALITY
 from ..image import DIHEDRAL_NAMES, PDQBatch, pdq_hash_many
 from ..submission import SubmissionError, make_submission, read_submission, video_item, write_submission
@@ -129,6 +131,11 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------- match
 def open_bank(path: str, *, create: bool = False) -> HashBank:
+    if is_postgres_url(path):  # a bank in PostgreSQL: the store says when there is none
+        try:
+            return HashBank(path, create=create)
+        except (FileNotFoundError, StoreUnavailableError) as exc:
+            raise UsageError(str(exc)) from None  # names the URL without its password
     p = Path(path)
     if not create and not p.is_file():
         raise UsageError(f"{p}: no such bank (create one with 'ncii-hash bank init {p}')")
@@ -237,9 +244,9 @@ def cmd_bank(args: argparse.Namespace) -> int:
         if args.action == "init":
             if Path(args.bank).exists():
                 raise UsageError(f"{args.bank}: already exists")
-            with open_bank(args.bank, create=True):
-                pass
-            print(f"created empty bank {args.bank} (owner-only file; hash banks are sensitive data)")
+            with open_bank(args.bank, create=True) as created:
+                where = created.path if is_postgres_url(args.bank) else args.bank
+            print(f"created empty bank {where} (owner-only file; hash banks are sensitive data)")
             return EXIT_OK
         with open_bank(args.bank) as bank:
             BANK_ACTIONS[args.action](bank, args)
