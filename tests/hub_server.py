@@ -203,3 +203,62 @@ def open_case(url: str, body: dict, key: Optional[str] = None):
 
     key = key or secrets.token_urlsafe(32)
     return httpx.post(f"{url}/cases", json=body, headers={"Idempotency-Key": key}, timeout=30), key
+
+
+class FakeClock:
+    """An injectable clock (``HubSettings.clock``): tests move time instead of sleeping."""
+
+    def __init__(self, start: float = 1_800_000_000.0):
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class InProcessHub:
+    """A live uvicorn hub on 127.0.0.1 in a thread of this process, for tests that inject
+    settings (a fake clock); the same app factory ``hub serve`` runs."""
+
+    def __init__(self, store_target: str, **settings: object):
+        from ncii_hash.service.hub import HubSettings, SecretCost, open_hub_store
+
+        self.store = open_hub_store(store_target, create=True)
+        self.settings = HubSettings(pin_cost=SecretCost(1, 8), **settings)  # type: ignore[arg-type]
+
+    def __enter__(self) -> "InProcessHub":
+        import socket
+
+        import uvicorn
+
+        from ncii_hash.service.hub import create_hub_app
+
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(128)
+        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        self.api_url = self.url + "/v1"
+        config = uvicorn.Config(create_hub_app(self.store, self.settings), access_log=False, log_config=None,
+                                log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
+        self.thread.start()
+        started = threading.Event()
+        while not self.server.started and self.thread.is_alive():
+            started.wait(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(15)
+        self.store.close()
+
+    def add_partner(self, name: str) -> tuple[str, str, str]:
+        from ncii_hash.service.hub.credentials import SecretCost, SecretHasher, new_partner_keys
+
+        hasher = SecretHasher(SecretCost(1, 8))
+        partner_id, fetch_key, subscription_key = new_partner_keys()
+        assert self.store.partners.add(partner_id, name, hasher.hash(fetch_key), hasher.hash(subscription_key), 0.0)
+        return fetch_key, subscription_key, self.api_url
