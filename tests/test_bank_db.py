@@ -12,6 +12,12 @@ import pytest
 from ncii_hash.bank import BankError, HashBank
 from ncii_hash.bank.cases import case_exists, insert_case
 from ncii_hash.bank.db import SCHEMA_VERSION, Database
+from ncii_hash.bank.store import open_database
+
+try:  # a constraint failure raises the driver's IntegrityError on either store
+    from psycopg import IntegrityError as PgIntegrityError
+except ImportError:  # pragma: no cover - without the postgresql extra only SQLite runs
+    PgIntegrityError = sqlite3.IntegrityError
 
 
 def _codes(n: int, seed: int) -> np.ndarray:
@@ -42,8 +48,8 @@ def test_new_store_is_private_durable_and_versioned(tmp_path):
     again.close()
 
 
-def test_write_commits_its_sequence_and_another_connection_sees_it(tmp_path):
-    a, b = Database(tmp_path / "b.db"), Database(tmp_path / "b.db")
+def test_write_commits_its_sequence_and_another_connection_sees_it(store):
+    a, b = open_database(store), open_database(store)
     ids = _add(a, "c1", _codes(3, 1))
     assert a.seq() == b.seq() == 1 and case_exists(b, "c1")
     assert [r[0] for r in b.execute("SELECT hash_id FROM hashes ORDER BY hash_id")] == ids
@@ -53,10 +59,12 @@ def test_write_commits_its_sequence_and_another_connection_sees_it(tmp_path):
     with a.write() as w:
         assert (w.next_seq(), w.next_seq()) == (2, 3)
     assert b.seq() == 3
+    a.close()
+    b.close()
 
 
-def test_write_rolls_everything_back_on_error(tmp_path):
-    db = Database(tmp_path / "b.db")
+def test_write_rolls_everything_back_on_error(store):
+    db = open_database(store)
     _add(db, "c1", _codes(2, 1))
     with pytest.raises(RuntimeError, match="midway"):
         with db.write() as w:
@@ -67,16 +75,17 @@ def test_write_rolls_everything_back_on_error(tmp_path):
     assert db.seq() == 1 and not case_exists(db, "c2")
     assert db.execute("SELECT COUNT(*) FROM hashes").fetchone()[0] == 2
     assert db.execute("SELECT COUNT(*) FROM changes").fetchone()[0] == 1
-    with pytest.raises(sqlite3.IntegrityError):  # a constraint failure rolls back the same way
+    with pytest.raises((sqlite3.IntegrityError, PgIntegrityError)):  # a constraint failure rolls back the same way
         with db.write() as w:
             insert_case(db, "c1", _codes(1, 3), np.full(1, 90), ["image"], 1.0, w.next_seq())
     assert db.seq() == 1 and db.execute("SELECT COUNT(*) FROM hashes").fetchone()[0] == 2
     _add(db, "c3", _codes(1, 4))  # still usable
     assert db.seq() == 2
+    db.close()
 
 
-def test_read_is_a_snapshot_that_other_writers_do_not_change(tmp_path):
-    reader, writer = Database(tmp_path / "b.db"), Database(tmp_path / "b.db")
+def test_read_is_a_snapshot_that_other_writers_do_not_change(store):
+    reader, writer = open_database(store), open_database(store)
     _add(writer, "c1", _codes(2, 1))
     with reader.read() as seq:
         assert seq == 1 and reader.execute("SELECT COUNT(*) FROM hashes").fetchone()[0] == 2
@@ -87,10 +96,12 @@ def test_read_is_a_snapshot_that_other_writers_do_not_change(tmp_path):
         w.next_seq()
         with writer.read() as seq:
             assert seq == 2
+    reader.close()
+    writer.close()
 
 
-def test_rows_for_ids_chunks_below_the_parameter_limit(tmp_path):
-    db = Database(tmp_path / "b.db")
+def test_rows_for_ids_chunks_below_the_parameter_limit(store):
+    db = open_database(store)
     ids = _add(db, "c1", _codes(2 * Database.MAX_PARAMETERS + 17, 5))
     rng = np.random.default_rng(6)
     wanted = rng.choice(ids, 1500)  # with repeats
@@ -99,6 +110,7 @@ def test_rows_for_ids_chunks_below_the_parameter_limit(tmp_path):
     assert sorted(r[0] for r in rows) == sorted(set(wanted.tolist()))
     assert {r[1] for r in rows} == {"c1"}
     assert db.rows_for_ids("SELECT hash_id FROM hashes WHERE hash_id IN ({})", np.zeros(0, np.int64)) == []
+    db.close()
 
 
 V1_SCHEMA = """
