@@ -108,8 +108,10 @@ class PostgresDatabase(SqlStore):
             kwargs={"autocommit": True, "connect_timeout": max(1, int(timeout))},
             check=pool_module.ConnectionPool.check_connection)
         try:
-            with self._errors():
+            try:
                 self._pool.open(wait=True, timeout=timeout)
+            except self._pool_errors:
+                raise StoreUnavailableError(f"{self.name}: cannot connect ({self._why_not(url, timeout)})") from None
             if not create and not self._has_meta():
                 raise FileNotFoundError(f"{self.name}: no such {schema.noun} in this database "
                                         f"(use create=True or 'ncii-hash {schema.noun} init')")
@@ -122,6 +124,15 @@ class PostgresDatabase(SqlStore):
     def _scrub(self, text: str) -> str:
         line = text.strip().splitlines()[0] if text.strip() else "connection failed"
         return line.replace(self._password, "***") if self._password else line
+
+    def _why_not(self, url: str, timeout: float) -> str:
+        """The server's reason for refusing a connection (wrong password, no such database,
+        nothing listening), for the message of a pool that could not open."""
+        try:
+            self._psycopg.connect(url, connect_timeout=max(1, int(timeout))).close()
+        except self._psycopg.Error as exc:
+            return self._scrub(str(exc))
+        return "no connection within the timeout"
 
     @contextlib.contextmanager
     def _errors(self) -> Iterator[None]:
