@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Optional
 
 from .credentials import SecretCost, SecretHasher, partner_id_of
@@ -27,7 +27,6 @@ class HubSettings:
     max_partner_bytes: int = 4 * MiB
     #: How often the server purges withdrawn values past retention and erases expired sealed PINs.
     maintenance_seconds: float = 600.0
-    extra: dict = field(default_factory=dict)
 
     @property
     def retention_seconds(self) -> float:
