@@ -78,7 +78,7 @@ def check_base_url(url: str) -> str:
         raise ValueError(f"{url!r}: plain http:// is only allowed to this computer (127.0.0.1, ::1, localhost); "
                          "use https:// so nothing is sent unencrypted")
     try:
-        parts.port
+        _ = parts.port  # a port that is not a number raises ValueError
     except ValueError:
         raise ValueError(f"{url!r}: the port is not a number 0-65535") from None
     return url.rstrip("/")
