@@ -23,13 +23,15 @@ from __future__ import annotations
 import ipaddress
 import json
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass
 from typing import Any, Callable, Collection, Mapping, Optional
 
 from ..errors import NciiHashError
+
+# urllib.request (and with it http.client, ssl and sockets) is imported only when a client is
+# made: importing this module -- as every `import ncii_hash` does through the bank's sync -- loads
+# no network code, so the survivor's hashing path never does.
 
 DEFAULT_TIMEOUT = 30.0  #: seconds per connection attempt and per read
 DEFAULT_RETRIES = 4
@@ -84,9 +86,14 @@ def check_base_url(url: str) -> str:
     return url.rstrip("/")
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
-        return None  # urllib then raises the 3xx as an HTTPError, handled below
+def _opener() -> Any:
+    import urllib.request
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
+            return None  # urllib then raises the 3xx as an HTTPError, handled below
+
+    return urllib.request.build_opener(NoRedirect())
 
 
 @dataclass
@@ -102,8 +109,7 @@ class JsonClient:
 
     def __post_init__(self) -> None:
         self.base_url = check_base_url(self.base_url)
-        handlers = [_NoRedirect()]
-        self._opener = urllib.request.build_opener(*handlers)
+        self._opener = _opener()
 
     def url(self, path: str, params: Optional[Mapping[str, Any]] = None) -> str:
         url = self.base_url + "/" + path.lstrip("/")
@@ -120,6 +126,8 @@ class JsonClient:
         if data is not None:
             all_headers.setdefault("Content-Type", "application/json")
         url = self.url(path, params)
+        import urllib.request
+
         attempt = 0
         while True:
             req = urllib.request.Request(url, data=data, method=method, headers=all_headers)
@@ -138,7 +146,9 @@ class JsonClient:
             attempt += 1
             (self.sleep or pause)(wait)
 
-    def _once(self, req: urllib.request.Request) -> tuple[int, Any]:
+    def _once(self, req: Any) -> tuple[int, Any]:
+        import urllib.error
+
         try:
             with self._opener.open(req, timeout=self.timeout) as resp:
                 return resp.status, _decode(resp.read(MAX_RESPONSE_BYTES + 1), resp.status)
@@ -166,7 +176,8 @@ def _decode(data: bytes, status: int) -> Any:
         raise HTTPStatusError(status, "the answer is not JSON (is this the right address?)") from None
 
 
-def _status_error(exc: urllib.error.HTTPError) -> HTTPStatusError:
+def _status_error(exc: Any) -> HTTPStatusError:
+    """The HTTPStatusError of a ``urllib.error.HTTPError``."""
     status = int(exc.code)
     retry_after = _seconds(exc.headers.get("Retry-After") if exc.headers else None)
     if 300 <= status < 400:
