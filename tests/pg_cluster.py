@@ -21,11 +21,23 @@ import secrets
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from typing import Optional
 
 SERVER_USER = "postgres"
+
+# Runs beside the test session: when the session's end of the pipe closes -- close() or the
+# session being killed (a timeout, SIGKILL) -- it stops the server at once and deletes its folder,
+# so no postmaster outlives the tests.
+WATCHDOG = """
+import shutil, subprocess, sys
+sys.stdin.buffer.read()
+stop, root = sys.argv[1:-1], sys.argv[-1]
+subprocess.run(stop, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
+shutil.rmtree(root, ignore_errors=True)
+"""
 
 
 def find_bin_dir() -> Optional[Path]:
@@ -90,6 +102,7 @@ class PgCluster:
         self.port = 0
         self._names = itertools.count(1)
         self.running = False
+        self._watchdog: Optional[subprocess.Popen] = None
         try:
             pwfile = self.root / "pw"
             pwfile.write_text(self.password + "\n")
@@ -99,17 +112,22 @@ class PgCluster:
                       "--auth-local=trust", "--auth-host=scram-sha-256", "--no-locale", "-E", "UTF8", "--no-sync")
             pwfile.unlink()
             self.port = _free_port()
+            self._watchdog = subprocess.Popen(
+                [sys.executable, "-c", WATCHDOG, *self._command("pg_ctl", "stop", "-D", str(self.data), "-m",
+                                                               "immediate", "-w", "-t", "60"), str(self.root)],
+                stdin=subprocess.PIPE, start_new_session=True)
             self.start()
         except BaseException:
             self.close()
             raise
 
     # ---- the server ----------------------------------------------------------------------------
-    def _run(self, tool: str, *args: str) -> None:
+    def _command(self, tool: str, *args: str) -> list[str]:
         cmd = [str(self.bin_dir / tool), *args]
-        if self.as_root:
-            cmd = ["runuser", "-u", SERVER_USER, "--", *cmd]
-        done = subprocess.run(cmd, cwd=self.root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        return ["runuser", "-u", SERVER_USER, "--", *cmd] if self.as_root else cmd
+
+    def _run(self, tool: str, *args: str) -> None:
+        done = subprocess.run(self._command(tool, *args), cwd=self.root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                               timeout=120)
         if done.returncode != 0:
             log = self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
@@ -168,4 +186,8 @@ class PgCluster:
                 self._run("pg_ctl", "stop", "-D", str(self.data), "-m", "immediate", "-w", "-t", "60")
         finally:
             self.running = False
+            if self._watchdog is not None:
+                self._watchdog.stdin.close()  # type: ignore[union-attr]
+                self._watchdog.wait(timeout=120)
+                self._watchdog = None
             shutil.rmtree(self.root, ignore_errors=True)
