@@ -51,6 +51,11 @@ def fetch_hashes(startTimestamp: int = 0, pageSize: int = DEFAULT_PAGE_SIZE,  # 
         start, end, types, after = seq_of(startTimestamp), current, _signal_types(signalTypes), None
         if start > current:
             raise HTTPException(400, "startTimestamp is beyond this hub's feed (a checkpoint from another hub?)")
+        if start >= purged:
+            # A partner asks from the checkpoint it has stored: it holds every change up to there.
+            # Only this proves it -- a last page the hub served may never have arrived (a crash,
+            # a dropped connection), and purging on that would leave the partner a 410.
+            ctx.store.partners.stored_checkpoint(partner_id, start)
     if 0 < start < purged:
         raise HTTPException(410, "checkpoint too old: fetch from the beginning")
     page = ctx.store.feed.page(start, end, types, after, pageSize)
@@ -60,7 +65,6 @@ def fetch_hashes(startTimestamp: int = 0, pageSize: int = DEFAULT_PAGE_SIZE,  # 
         position = position_of(start)
     else:
         next_token, position = None, position_of(end)
-        ctx.store.partners.completed_delta(partner_id, end)
     return FeedPage(tuple(page.records), next_token, position, page.cursor is not None).to_json()
 
 

@@ -67,8 +67,9 @@ class PartnerStore:
         with self._a.read():
             return [(r[0], bool(r[1])) for r in self._a.execute("SELECT name, revoked FROM partners ORDER BY name")]
 
-    def completed_delta(self, partner_id: str, seq: int) -> None:
-        """The partner was served the last page of a delta ending at ``seq``."""
+    def stored_checkpoint(self, partner_id: str, seq: int) -> None:
+        """The partner asked for a delta from ``seq``: it has stored that checkpoint, so it holds
+        every change up to ``seq`` (progress only moves forward)."""
         with self._a.write():
             self._a.execute("UPDATE partners SET progress_seq=? WHERE partner_id=? AND progress_seq<?",
                             (seq, partner_id, seq))
