@@ -1,5 +1,5 @@
 """The durable bank of cases: :class:`HashBank`, owning its parts as objects --
-:class:`~.db.Database` (the SQLite store: schema, migrations, transactions, change sequence),
+:class:`~.db.Database` or :class:`~.db_postgres.PostgresDatabase` (the store, from :func:`.store.open_database`),
 :class:`~.index_sync.IndexSync` (the hash index and its catch-up),
 :class:`~.feature_store.FeatureStore` (local features and their index), with the snapshot
 files of both in :mod:`.snapshots` -- and the functions over them: :mod:`.cases`,
