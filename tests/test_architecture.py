@@ -15,8 +15,8 @@ import pytest
 
 import ncii_hash
 
-SRC = Path(ncii_hash.__file__).resolve().parent
-ROOT = SRC.parent.parent
+SRC = Path(ncii_hash.__file__).resolve().parent  # the package as installed (editable or not)
+ROOT = Path(__file__).resolve().parent.parent  # the repository: pyproject.toml and its contracts
 #: A module longer than this is split by concept (a part the class owns, a module of its own).
 MAX_MODULE_LINES = 420
 #: Internal packages whose underscore names may be imported anywhere in the library.
@@ -100,9 +100,7 @@ def test_version_is_the_installed_distribution_version():
     from importlib.metadata import version
 
     assert ncii_hash.__version__ == version("ncii-hash")
-    text = (ROOT / "pyproject.toml").read_text() if (ROOT / "pyproject.toml").is_file() else ""
-    if text:
-        assert f'version = "{ncii_hash.__version__}"' in text
+    assert f'version = "{ncii_hash.__version__}"' in (ROOT / "pyproject.toml").read_text()
 
 
 def test_importing_the_library_imports_no_optional_dependency_and_no_network_code():
