@@ -8,7 +8,7 @@ store's lock, argon2 is slow) and handed in ready to keep.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 from ...bank.feed import SIGNAL_PDQ, SIGNAL_VIDEO_MD5, SIGNAL_VIDEO_PDQ, video_pdq_value
 from ...submission import Submission
@@ -27,6 +27,13 @@ class CaseHash:
     @property
     def digest(self) -> str:
         return digest_of(self.hash_value)
+
+
+def mark_changed(db: Any, digests: list[tuple[str, str]], seq: int) -> None:
+    """Record change ``seq`` as the last change of each (digest, signal type) -- the feed's index."""
+    db.executemany("INSERT INTO hash_changes (digest, signal_type, last_seq) VALUES (?, ?, ?) "
+                   "ON CONFLICT (digest) DO UPDATE SET last_seq=excluded.last_seq",
+                   [(d, t, seq) for d, t in digests])
 
 
 def case_hashes_of(submission: Submission) -> list[CaseHash]:
@@ -118,6 +125,7 @@ class CaseStore:
                            [(h.digest, h.signal_type, h.hash_value) for h in hashes])
             db.executemany("INSERT INTO case_hashes (case_number, digest, signal_type, added_seq) VALUES (?, ?, ?, ?)",
                            [(case_number, h.digest, h.signal_type, seq) for h in hashes])
+            mark_changed(db, [(h.digest, h.signal_type) for h in hashes], seq)
             return Opened(case_number=case_number, created=True, items=items, hashes=len(hashes))
 
     def _erase_expired_seals(self, now: float) -> None:
@@ -179,4 +187,7 @@ class CaseStore:
                 self._a.execute("UPDATE cases SET status='withdrawn', withdrawn_seq=? WHERE case_number=?",
                                 (seq, case_number))
                 self._a.execute("UPDATE case_hashes SET withdrawn_seq=? WHERE case_number=?", (seq, case_number))
+                touched = self._a.execute("SELECT digest, signal_type FROM case_hashes WHERE case_number=?",
+                                          (case_number,)).fetchall()
+                mark_changed(self._a.db, [(d, t) for d, t in touched], seq)
         return self.state(case_number)

@@ -1,11 +1,14 @@
 """The partner feed read from the hub store: deltas between change numbers, in pages, and the
 retention purge of withdrawn hash values.
 
-A delta from ``s`` to ``e`` holds every hash value touched by a change in ``(s, e]``, in its
-state at ``e`` (so a delta's pages are one consistent view, and a replayed page is the same
-page). A (case, hash) row added *and* withdrawn inside ``(s, e]`` does not count: a partner
-that never had it never receives it. Records are ordered by (last change, signal type,
-SHA-256 of the value); the cursor is the last key served.
+A delta from ``s`` to ``e`` holds every hash value whose last change lies in ``(s, e]``, in its
+state at ``e``, read through the ``hash_changes`` index (each value's last change, kept in the
+transaction that changes it), so a page is a range scan: O(page), whatever the hub holds. A
+value changed again after ``e`` leaves this delta and is in the next one (its checkpoint is
+``e``), so nothing is skipped and a replayed page is the same page. A (case, hash) row added
+*and* withdrawn inside ``(s, e]`` does not count: a partner that never had it never receives it
+(a value with no other case in the delta is left out of its page). Records are ordered by (last
+change, signal type, SHA-256 of the value); the cursor is the last key served.
 """
 
 from __future__ import annotations
@@ -19,10 +22,6 @@ from .access import StoreAccess
 from .database import PURGED_SEQ
 
 Cursor = tuple[int, str, str]  #: (last change, signal type, digest) of the last record served
-
-# Rows of (s, e]: added in the window and still held at e, or held before s and withdrawn in it.
-_TOUCHED = ("((h.added_seq > ? AND h.added_seq <= ? AND (h.withdrawn_seq IS NULL OR h.withdrawn_seq > ?)) "
-            "OR (h.added_seq <= ? AND h.withdrawn_seq > ? AND h.withdrawn_seq <= ?))")
 
 
 @dataclass(frozen=True)
@@ -49,13 +48,11 @@ class FeedStore:
         return DeltaPage(records, tuple(keys[-1]) if more and keys else None)  # type: ignore[arg-type]
 
     def _keys(self, s: int, e: int, types: Sequence[str], after: Optional[Cursor], n: int) -> list:
-        params: list = [e, *(s, e, e, s, s, e), *types]
-        sql = ("SELECT last_seq, signal_type, digest FROM (SELECT h.signal_type AS signal_type, h.digest AS digest, "
-               "MAX(CASE WHEN h.withdrawn_seq IS NOT NULL AND h.withdrawn_seq <= ? THEN h.withdrawn_seq "
-               "ELSE h.added_seq END) AS last_seq FROM case_hashes h WHERE " + _TOUCHED +
-               f" AND h.signal_type IN ({','.join('?' * len(types))}) GROUP BY h.signal_type, h.digest) AS d")
+        params: list = [s, e, *types]
+        sql = ("SELECT last_seq, signal_type, digest FROM hash_changes WHERE last_seq > ? AND last_seq <= ? "
+               f"AND signal_type IN ({','.join('?' * len(types))})")
         if after is not None:
-            sql += " WHERE (last_seq > ? OR (last_seq = ? AND (signal_type > ? OR (signal_type = ? AND digest > ?))))"
+            sql += " AND (last_seq > ? OR (last_seq = ? AND (signal_type > ? OR (signal_type = ? AND digest > ?))))"
             params += [after[0], after[0], after[1], after[1], after[2]]
         sql += " ORDER BY last_seq, signal_type, digest LIMIT ?"
         return [(int(r[0]), r[1], r[2]) for r in self._a.execute(sql, [*params, n]).fetchall()]
@@ -84,6 +81,8 @@ class FeedStore:
         out = []
         for last, signal_type, digest in keys:
             by_case = cases[digest]
+            if not by_case:
+                continue  # its only cases were added and withdrawn inside the delta
             status = ACTIVE if ACTIVE in by_case.values() else WITHDRAWN
             out.append(HashRecord(signal_type, values[digest][1], status, by_case, times.get(last, 0),
                                   tuple(feedback[digest])))
@@ -105,6 +104,7 @@ class FeedStore:
                          (cutoff,)).rowcount
             orphans = "SELECT v.digest FROM hash_values v WHERE NOT EXISTS (SELECT 1 FROM case_hashes h WHERE h.digest=v.digest)"
             ex(f"DELETE FROM feedback WHERE digest IN ({orphans})")
+            ex(f"DELETE FROM hash_changes WHERE digest IN ({orphans})")
             ex(f"DELETE FROM hash_values WHERE digest IN ({orphans})")
             if int(newest) > int(self._a.db.meta(PURGED_SEQ) or 0):
                 self._a.db.set_meta(PURGED_SEQ, str(int(newest)))

@@ -53,6 +53,14 @@ HUB_DDL = [
         withdrawn_seq INTEGER,
         PRIMARY KEY (case_number, digest))""",
     "CREATE INDEX IF NOT EXISTS case_hashes_by_digest ON case_hashes(digest)",
+    # The feed's index: each hash value's last change, kept in the transaction that changes it,
+    # so a page of a delta is a range scan of (last_seq, signal_type, digest) -- O(page), not
+    # O(hashes held).
+    """CREATE TABLE IF NOT EXISTS hash_changes (
+        digest TEXT PRIMARY KEY REFERENCES hash_values(digest),
+        signal_type TEXT NOT NULL,
+        last_seq INTEGER NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS hash_changes_by_seq ON hash_changes(last_seq, signal_type, digest)",
     "CREATE INDEX IF NOT EXISTS case_hashes_by_added ON case_hashes(added_seq)",
     "CREATE INDEX IF NOT EXISTS case_hashes_by_withdrawn ON case_hashes(withdrawn_seq)",
     """CREATE TABLE IF NOT EXISTS partners (
