@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import io
 import struct
+import warnings
 import zlib
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 HERE = Path(__file__).resolve().parent
@@ -82,3 +84,33 @@ def with_app1(jpeg: bytes, payload: bytes) -> bytes:
 def exif_block(orientation_entry: bytes, count: int = 1) -> bytes:
     """``Exif\\0\\0`` + a little-endian TIFF header + one IFD with the given 12-byte entries."""
     return b"Exif\0\0" + b"II*\0" + struct.pack("<I", 8) + struct.pack("<H", count) + orientation_entry + b"\0\0\0\0"
+
+
+# ---- shared by the image-loading tests (test_image_*.py) ---------------------------------------
+
+def available(fmt: str) -> bool:
+    """Whether ``fmt`` may be decoded here (HEIF/AVIF depend on the pillow-heif build)."""
+    from ncii_hash.image.io import allowed_formats
+
+    return fmt in allowed_formats()
+
+
+def scene_fixtures() -> tuple:
+    """(pixels, PIL image, PDQ hash) of the seeded test scene; registers the HEIF plugin first,
+    which the fixtures also use to encode."""
+    import ncii_hash as nh
+    from ncii_hash.image.io import allowed_formats
+
+    allowed_formats()
+    pixels = scene()
+    return pixels, Image.fromarray(pixels), nh.pdq_hash(pixels).hash
+
+
+@pytest.fixture(autouse=True)
+def warnings_are_errors():
+    """No Pillow warning may reach the caller: turn them all into test failures (a test module
+    imports this fixture to use it)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warnings.simplefilter("ignore", ResourceWarning)  # checked separately
+        yield

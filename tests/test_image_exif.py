@@ -11,9 +11,12 @@ import pytest
 from PIL import Image
 
 import ncii_hash as nh
-from ncii_hash.image.io import allowed_formats, load_pixels
+from ncii_hash.image.io import load_pixels
 
-from imageio_helpers import (
+from imageio_helpers import (  # noqa: F401  (warnings_are_errors: an autouse fixture)
+    available,
+    scene_fixtures,
+    warnings_are_errors,
     encode,
     exif_block,
     hamming,
@@ -21,23 +24,7 @@ from imageio_helpers import (
     with_app1,
 )
 
-allowed_formats()  # registers the HEIF plugin, which the fixtures also use to encode
-SCENE = scene()
-SCENE_IMG = Image.fromarray(SCENE)
-SCENE_HASH = nh.pdq_hash(SCENE).hash
-
-
-@pytest.fixture(autouse=True)
-def _warnings_are_errors():
-    """No Pillow warning may reach the caller: turn them all into test failures."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        warnings.simplefilter("ignore", ResourceWarning)  # checked separately below
-        yield
-
-
-def _available(fmt: str) -> bool:
-    return fmt in allowed_formats()
+SCENE, SCENE_IMG, SCENE_HASH = scene_fixtures()
 
 
 

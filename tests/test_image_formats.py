@@ -4,7 +4,6 @@ refused by name; grey, palette, alpha, 16-bit, float and int images hash like th
 from __future__ import annotations
 
 import struct
-import warnings
 
 import numpy as np
 import pytest
@@ -14,30 +13,17 @@ import ncii_hash as nh
 from ncii_hash import ImageError
 from ncii_hash.image.io import allowed_formats, load_pixels
 
-from imageio_helpers import (
+from imageio_helpers import (  # noqa: F401  (warnings_are_errors: an autouse fixture)
+    available,
+    scene_fixtures,
+    warnings_are_errors,
     encode,
     hamming,
     png16,
     scene,
 )
 
-allowed_formats()  # registers the HEIF plugin, which the fixtures also use to encode
-SCENE = scene()
-SCENE_IMG = Image.fromarray(SCENE)
-SCENE_HASH = nh.pdq_hash(SCENE).hash
-
-
-@pytest.fixture(autouse=True)
-def _warnings_are_errors():
-    """No Pillow warning may reach the caller: turn them all into test failures."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        warnings.simplefilter("ignore", ResourceWarning)  # checked separately below
-        yield
-
-
-def _available(fmt: str) -> bool:
-    return fmt in allowed_formats()
+SCENE, SCENE_IMG, SCENE_HASH = scene_fixtures()
 
 
 
@@ -57,14 +43,14 @@ def test_lossless_formats_hash_exactly_like_their_pixels(fmt, kw):
 
 @pytest.mark.parametrize("fmt,kw", LOSSY, ids=lambda v: str(v))
 def test_lossy_formats_hash_close_to_their_source(fmt, kw):
-    if not _available(fmt):
+    if not available(fmt):
         pytest.skip(f"{fmt} decoding not available in this Pillow/pillow-heif build")
     res = nh.pdq_hash(encode(SCENE_IMG, fmt, **kw))
     assert hamming(res.hash, SCENE_HASH) <= 24
     assert res.quality >= 50
 
 
-def test_heif_and_jpeg_are_always_available():
+def test_heif_and_jpeg_are_alwaysavailable():
     assert {"JPEG", "MPO", "PNG", "WEBP", "GIF", "BMP", "TIFF", "HEIF"} <= set(allowed_formats())
 
 

@@ -15,9 +15,12 @@ from PIL import Image, ImageFile
 
 import ncii_hash as nh
 from ncii_hash import ImageError
-from ncii_hash.image.io import allowed_formats, load_pixels
+from ncii_hash.image.io import load_pixels
 
-from imageio_helpers import (
+from imageio_helpers import (  # noqa: F401  (warnings_are_errors: an autouse fixture)
+    available,
+    scene_fixtures,
+    warnings_are_errors,
     bmp_header,
     encode,
     gif_header,
@@ -26,23 +29,7 @@ from imageio_helpers import (
     scene,
 )
 
-allowed_formats()  # registers the HEIF plugin, which the fixtures also use to encode
-SCENE = scene()
-SCENE_IMG = Image.fromarray(SCENE)
-SCENE_HASH = nh.pdq_hash(SCENE).hash
-
-
-@pytest.fixture(autouse=True)
-def _warnings_are_errors():
-    """No Pillow warning may reach the caller: turn them all into test failures."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        warnings.simplefilter("ignore", ResourceWarning)  # checked separately below
-        yield
-
-
-def _available(fmt: str) -> bool:
-    return fmt in allowed_formats()
+SCENE, SCENE_IMG, SCENE_HASH = scene_fixtures()
 
 
 
@@ -135,7 +122,7 @@ def _samples():
         "tiff": encode(SCENE_IMG, "TIFF"),
         "heif": encode(SCENE_IMG, "HEIF"),
     }
-    if _available("AVIF"):
+    if available("AVIF"):
         out["avif"] = encode(SCENE_IMG, "AVIF")
     return out
 
