@@ -251,8 +251,7 @@ def run(ctx: harness.Context) -> None:
                       withdrawals=len(gone_after))
         ctx.note("withdrawal propagation excludes the platform's wait for its next sync round "
                  "(ncii-hash bank sync --every S adds up to S seconds)")
-        ctx.note("clients use one connection per request: with keep-alive the hub answers after ~40 ms "
-                 "(Nagle: hub serve's socket is made without proto=IPPROTO_TCP, so asyncio leaves TCP_NODELAY off)")
+        ctx.note("clients use one connection per request, as ncii-hash submit makes them")
 
         for m in ctx.measurements:  # the absolute numbers, next to the ratios
             if m["name"].startswith("withdrawal/"):
