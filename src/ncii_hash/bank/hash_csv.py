@@ -33,10 +33,7 @@ def parse_hash_csv(p: Path, *, allow_low_quality: bool) -> tuple[list, dict]:
             raise BankError(str(exc)) from None
         quality = 100
         if len(row) > 1 and row[1].strip():
-            field = row[1].strip()
-            if not (field.isascii() and field.isdigit()):
-                raise BankError(f"{where}: quality {row[1]!r} is not an integer 0..100")
-            quality = int(field)
+            quality = _whole_number(row[1], where, "quality", "an integer 0..100")
             if not 0 <= quality <= 100:
                 raise BankError(f"{where}: quality {quality} is outside 0..100")
         if quality < PDQ_MIN_QUALITY and not allow:
@@ -49,10 +46,7 @@ def parse_hash_csv(p: Path, *, allow_low_quality: bool) -> tuple[list, dict]:
             raise BankError(f"{where}: kind {kind!r} must be one of {MEDIA_KINDS}")
         item = 0
         if len(row) > 4 and row[4].strip():
-            field = row[4].strip()
-            if not (field.isascii() and field.isdigit()):
-                raise BankError(f"{where}: item {row[4]!r} is not an integer")
-            item = int(field)
+            item = _whole_number(row[4], where, "item", "an integer")
             if item < 0 or (item == 0) != (kind == "image"):
                 raise BankError(f"{where}: item must be 0 for images and >= 1 for video frames")
         elif kind == "video_frame":
@@ -69,3 +63,11 @@ def parse_hash_csv(p: Path, *, allow_low_quality: bool) -> tuple[list, dict]:
     if not order:
         raise BankError(f"{p}: no hashes found")
     return order, groups
+
+
+def _whole_number(raw: str, where: str, name: str, expected: str) -> int:
+    """A field of plain ASCII digits (no sign, no Unicode digits, no underscores) as an int."""
+    field = raw.strip()
+    if not (field.isascii() and field.isdigit()):
+        raise BankError(f"{where}: {name} {raw!r} is not {expected}")
+    return int(field)
