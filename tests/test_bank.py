@@ -140,6 +140,35 @@ def test_changes_feed(store):
         bank.changes("not-a-token")
 
 
+def test_changes_feed_lists_an_extended_case_once(tmp_path):
+    """A case that a synced feed page extends has several 'add' entries in the change log; the
+    delta still lists it once, with all its current hashes."""
+    from ncii_hash.bank import cases
+
+    bank = HashBank(tmp_path / "b.db")
+    rng = np.random.default_rng(8)
+    cid = bank.add_case(random_hashes(rng, 2))
+    extra = random_hashes(rng, 3)
+    with bank._db.write() as w:  # what FeedSync does when a later page brings more of the case
+        cases.add_hashes(bank._db, cid, extra, np.full(3, 100, np.int32), ["image"] * 3, 0.0, w.next_seq())
+    delta = bank.changes()
+    assert [a["case_id"] for a in delta.added] == [cid]
+    assert delta.added[0]["hashes"].shape == (5, 32)
+    bank.close(save_snapshot=False)
+
+
+def test_closing_an_unchanged_bank_does_not_rewrite_its_snapshot(tmp_path):
+    path = tmp_path / "b.db"
+    with HashBank(path) as bank:
+        bank.add_case(random_hashes(np.random.default_rng(9), 4))
+    snap = next(tmp_path.glob("b.db.idx.*"))
+    first = snap.stat().st_mtime_ns, snap.stat().st_ino
+    with HashBank(path) as bank:
+        assert bank.index_source == "snapshot"
+        bank.match(random_hashes(np.random.default_rng(10), 2))
+    assert snap.exists() and (snap.stat().st_mtime_ns, snap.stat().st_ino) == first
+
+
 def another_store(store, tmp_path, request) -> str:
     """A second fresh bank location of the same kind as ``store``."""
     if store.startswith("postgresql://"):

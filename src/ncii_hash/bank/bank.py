@@ -178,6 +178,7 @@ class HashBank:
             with self._db.write() as w:
                 codes, ids = parsed.write(self._db, w)
             self._hashes.applied(w, codes=codes, ids=ids)
+            self._features.applied(w)  # no feature sets imported: the feature index stays current
         return parsed.order
 
     def export(self, path: PathLike, format: str = "te-csv") -> int:
@@ -262,19 +263,18 @@ class HashBank:
                 return []
             # The table is the truth: map ids to cases, dropping anything no longer banked.
             owner = dict(self._db.rows_for_ids("SELECT hash_id, case_id FROM hashes WHERE hash_id IN ({})", res.ids))
-        variants = res.variants if getattr(res, "variants", None) is not None else np.zeros(res.ids.size, np.int8)
+        variants = res.variants if res.variants is not None else np.zeros(res.ids.size, np.int8)
         out = []
         lims = res.lims
         for qi in range(lims.size - 1):
-            rows = []
             for j in range(int(lims[qi]), int(lims[qi + 1])):
                 hid = int(res.ids[j])
                 cid = owner.get(hid)
                 if cid is not None:
-                    rows.append(BankMatch(query=qi, case_id=cid, hash_id=hid, distance=int(res.distances[j]),
-                                          variant=int(variants[j])))
-            rows.sort(key=lambda m: (m.distance, m.hash_id))
-            out.extend(rows)
+                    out.append(BankMatch(query=qi, case_id=cid, hash_id=hid, distance=int(res.distances[j]),
+                                         variant=int(variants[j])))
+        # RangeResult rows are already ordered per query by (distance, id) and the hash id is
+        # the index id, so filtering keeps the documented order: no sort needed.
         return out
 
     def match_images(

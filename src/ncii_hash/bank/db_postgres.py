@@ -27,7 +27,7 @@ from __future__ import annotations
 import contextlib
 import re
 import threading
-from typing import Any, Iterable, Iterator, Optional, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from .._util.optional import optional_import

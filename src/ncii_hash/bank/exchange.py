@@ -43,9 +43,11 @@ def changes(db: Database, start: int) -> ChangeSet:
         withdrawn = [cid for cid, op in ops if op == "withdraw"]
         gone = set(withdrawn)
         added = []
-        for cid, op in ops:
-            if op != "add" or cid in gone:
+        seen: set[str] = set()
+        for cid, op in ops:  # a case extended by a synced feed page has several 'add' entries
+            if op != "add" or cid in gone or cid in seen:
                 continue
+            seen.add(cid)
             rows = db.execute("SELECT hash, quality, kind FROM hashes WHERE case_id=? ORDER BY hash_id",
                               (cid,)).fetchall()
             added.append({

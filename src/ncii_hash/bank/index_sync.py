@@ -118,6 +118,7 @@ class IndexSync:
             return None
         self.catch_up()
         path = self.snapshots.path(self.seq)
-        self.index.save(path)
+        if not path.exists():  # the name is the change sequence: an existing file already holds it
+            self.index.save(path)
         self.snapshots.drop_others(path)
         return path
