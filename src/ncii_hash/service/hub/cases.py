@@ -7,6 +7,8 @@ store's lock, argon2 is slow) and handed in ready to keep.
 
 from __future__ import annotations
 
+import functools
+
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
@@ -24,8 +26,8 @@ class CaseHash:
     signal_type: str
     hash_value: str
 
-    @property
-    def digest(self) -> str:
+    @functools.cached_property
+    def digest(self) -> str:  # SHA-256 of a value that can be hundreds of KB: computed once
         return digest_of(self.hash_value)
 
 
@@ -104,7 +106,10 @@ class CaseStore:
         """Open a case in one transaction taking one change number (or return the earlier
         outcome of the same idempotency key, when another request got there first)."""
         with self._a.write() as w:
-            self._erase_expired_seals(now)
+            # Only this key's expired seal matters here (it would block the key's reuse); the
+            # others are erased by the periodic maintenance -- not a table scan per submission.
+            self._a.execute("UPDATE cases SET idem_key_hash=NULL, idem_body_hash=NULL, sealed_pin=NULL, "
+                            "sealed_until=NULL WHERE idem_key_hash=? AND sealed_until < ?", (key_digest, now))
             earlier = self._find_retry(key_digest, body_digest, now)
             if earlier is not None:
                 return earlier
