@@ -3,6 +3,8 @@ the in-process path) calls for one file; failures become :class:`~.frames.Abort`
 
 from __future__ import annotations
 
+from typing import Union
+
 from .._util.optional import try_import
 from .frames import INSTALL_HINT, Abort, Emit, Options
 from .opencv import decode_opencv
@@ -19,13 +21,15 @@ def choose_decoder(name: str) -> str:
     raise ImportError(wanted.get(name, INSTALL_HINT) + f"; {INSTALL_HINT}")
 
 
-def decode_and_hash(path: str, container: str, opts: Options, emit: Emit) -> None:
-    """Decode ``path`` (sniffed as ``container``) and hash the sampled frames through ``emit``.
-    Any failure of the decoder or the core becomes :class:`Abort`."""
+def decode_and_hash(path: Union[str, bytes], container: str, opts: Options, emit: Emit) -> None:
+    """Decode ``path`` (sniffed as ``container``; or a whole file's bytes, PyAV only) and hash
+    the sampled frames through ``emit``. Any failure of the decoder or the core becomes :class:`Abort`."""
     decoder = choose_decoder(opts.decoder)
     try:
         if decoder == "pyav":
             decode_pyav(path, container, opts, emit)
+        elif isinstance(path, bytes):
+            raise Abort("a video held in memory is decoded with PyAV only: pip install 'ncii-hash[video]'")
         else:
             decode_opencv(path, opts, emit)
     except (Abort, ImportError):

@@ -24,9 +24,10 @@ conversion vPDQ applies; the RGB reaches the PDQ core unchanged.
 
 from __future__ import annotations
 
+import io
 from array import array
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 import numpy as np
 
@@ -51,9 +52,10 @@ def _rgb24(frame: Any) -> np.ndarray:
     return frame.to_ndarray(format="rgb24")
 
 
-def _open(av: Any, path: str, container: str) -> Any:
+def _open(av: Any, path: Union[str, bytes], container: str) -> Any:
+    """The file at ``path``, or a whole file's bytes read from memory (never a temp file)."""
     try:
-        return av.open(path, mode="r", format=DEMUXERS.get(container),
+        return av.open(io.BytesIO(path) if isinstance(path, bytes) else path, mode="r", format=DEMUXERS.get(container),
                        options={"protocol_whitelist": "file"})
     except Exception as exc:  # av.FFmpegError subclasses (InvalidDataError...), OSError
         raise Abort(f"cannot open as video (corrupt, truncated, or no decodable video stream): {exc}") from None
@@ -110,7 +112,7 @@ class SkipPlan:
         return r if r < self.sorted_pts.shape[0] and self.sorted_pts[r] == pts else -1
 
 
-def make_skip_plan(av: Any, path: str, container: str, opts: Options, fps: float,
+def make_skip_plan(av: Any, path: Union[str, bytes], container: str, opts: Options, fps: float,
                    modulus: int, progress: Progress) -> Optional[SkipPlan]:
     """Demux without decoding and plan which packets to decode; None where skipping cannot be
     proven exact. Raises Abort for the frame and duration limits (checked before decoding)."""
@@ -165,7 +167,7 @@ def _configure(stream: Any, threads: int) -> Any:
     return codec
 
 
-def _decode_planned(av: Any, path: str, container: str, opts: Options, plan: SkipPlan,
+def _decode_planned(av: Any, path: Union[str, bytes], container: str, opts: Options, plan: SkipPlan,
                     threads: int, progress: Progress) -> Optional[tuple]:
     """Decode what ``plan`` says; the hashed frames, or None if the numbering check fails."""
     with _open(av, path, container) as box, FrameHasher(threads) as hasher:
@@ -204,7 +206,7 @@ def _decode_planned(av: Any, path: str, container: str, opts: Options, plan: Ski
         return (*hasher.finish(), decoded)
 
 
-def _decode_all(av: Any, path: str, container: str, opts: Options, fps: float, modulus: int,
+def _decode_all(av: Any, path: Union[str, bytes], container: str, opts: Options, fps: float, modulus: int,
                 threads: int, progress: Progress) -> tuple:
     """Decode every frame, numbering frames by output count (vPDQ's own rule)."""
     with _open(av, path, container) as box, FrameHasher(threads) as hasher:
@@ -223,7 +225,7 @@ def _decode_all(av: Any, path: str, container: str, opts: Options, fps: float, m
         return (*hasher.finish(), n)
 
 
-def decode_pyav(path: str, container: str, opts: Options, emit: Emit) -> None:
+def decode_pyav(path: Union[str, bytes], container: str, opts: Options, emit: Emit) -> None:
     """Decode ``path`` with PyAV and hash the sampled frames (see the module docstring)."""
     av = optional_import("av", extra="video", purpose="video decoding with PyAV")
     threads = opts.threads or default_threads()

@@ -45,6 +45,10 @@ from .decode import choose_decoder, decode_and_hash
 from .frames import DECODERS, Abort, Options
 
 PathLike = Union[str, "os.PathLike[str]"]
+#: A video file's path, or the whole file's bytes (decoded from memory: PyAV only).
+VideoSource = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview]
+#: How a video given as bytes is named in errors.
+IN_MEMORY_NAME = "<video in memory>"
 
 #: Decoded frames allowed per video (about 4.6 hours at 30 fps).
 DEFAULT_MAX_FRAMES = 500_000
@@ -240,11 +244,24 @@ def _looks_like_video_container(head: bytes) -> Optional[str]:
     return None
 
 
-def _check_input(path: PathLike) -> tuple[str, str]:
-    """(absolute path, container name) of a readable regular file holding a known container;
-    else VideoError."""
+def video_container(head: bytes) -> Optional[str]:
+    """The container a file starting with ``head`` (512 bytes suffice) holds, or None."""
+    return _looks_like_video_container(head)
+
+
+def _check_input(path: VideoSource) -> tuple[Union[str, bytes], str]:
+    """(absolute path, container name) of a readable regular file holding a known container,
+    or (the bytes, container name) of a video given in memory; else VideoError."""
+    if isinstance(path, (bytes, bytearray, memoryview)):
+        data = bytes(path)
+        if not data:
+            raise VideoError(IN_MEMORY_NAME, "empty file (0 bytes)")
+        found = _looks_like_video_container(data[:512])
+        if found is None:
+            raise VideoError(IN_MEMORY_NAME, "not a recognised video container")
+        return data, found
     if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
+        raise TypeError(f"path must be a str, os.PathLike or bytes, got {type(path).__name__}")
     name = os.fsdecode(path)
     if not os.path.exists(name):
         raise VideoError(name, "file not found")
@@ -265,8 +282,11 @@ def _check_input(path: PathLike) -> tuple[str, str]:
     return os.path.abspath(name), container
 
 
-def _file_md5(path: str) -> str:
+def _file_md5(path: Union[str, bytes]) -> str:
     digest = hashlib.md5(usedforsecurity=False)
+    if isinstance(path, bytes):
+        digest.update(path)
+        return digest.hexdigest()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
@@ -306,7 +326,7 @@ class _Collector:
 
 
 def hash_video(
-    path: PathLike,
+    path: VideoSource,
     *,
     seconds_per_hash: float = 1.0,
     max_frames: int = DEFAULT_MAX_FRAMES,
@@ -334,6 +354,9 @@ def hash_video(
 
     ``threads``: hashing threads and FFmpeg decoder threads (0 = all cores).
     ``decoder``: "auto" (PyAV if installed, else OpenCV), "pyav" or "opencv".
+
+    ``path`` may also be the bytes of a whole video file: it is then decoded from memory
+    (never written to a file), which needs PyAV; the MD5 is that of the bytes.
     """
     if not (seconds_per_hash >= 0 and np.isfinite(seconds_per_hash)):
         raise ValueError(f"seconds_per_hash must be >= 0 (0 = every frame); got {seconds_per_hash}")
@@ -350,7 +373,12 @@ def hash_video(
     if decoder not in DECODERS:
         raise ValueError(f"decoder must be one of {', '.join(DECODERS)}; got {decoder!r}")
     source, container = _check_input(path)
+    if isinstance(source, bytes):
+        if choose_decoder("pyav" if decoder == "auto" else decoder) != "pyav":
+            raise ImportError("a video held in memory is decoded with PyAV only: pip install 'ncii-hash[video]'")
+        decoder = "pyav"
     choose_decoder(decoder)  # fail fast, in the caller, when the extra is missing
+    name = IN_MEMORY_NAME if isinstance(source, bytes) else source
     opts = Options(
         seconds_per_hash=float(seconds_per_hash), max_frames=int(max_frames),
         max_duration=float(max_duration), max_pixels=int(max_pixels), threads=int(threads),
@@ -366,7 +394,7 @@ def hash_video(
             try:
                 run_in_worker(source, container, opts, collector, timeout=timeout, stall_timeout=stall_timeout)
             except WorkerFailed as exc:
-                raise VideoError(source, exc.reason) from None
+                raise VideoError(name, exc.reason) from None
     except Abort as exc:
-        raise VideoError(source, str(exc)) from None
+        raise VideoError(name, str(exc)) from None
     return collector.result(_file_md5(source))

@@ -14,7 +14,7 @@ or when the parent dies) and are killed at interpreter exit.
 Isolation is against hangs and crashes, not a security sandbox: a worker runs as the same user,
 and a reused worker has seen earlier files.
 
-Protocol: the parent sends ``(path, container, options_dict, worker_name)`` on the worker's
+Protocol: the parent sends ``(path or bytes, container, options_dict, worker_name)`` on the worker's
 stdin (a ``multiprocessing.connection.Connection``); the worker answers on its original stdout
 with the messages of :func:`ncii_hash.video.decode.decode_and_hash`, ending with ``done``,
 ``error`` or ``import-error``. The worker points fd 1 at stderr so that nothing a C library
@@ -34,7 +34,7 @@ import tempfile
 import threading
 import time
 from multiprocessing.connection import Connection
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Union
 
 from .._util.threads import default_threads
 from .decode import decode_and_hash
@@ -55,7 +55,7 @@ class WorkerFailed(Exception):
 # --------------------------------------------------------------------------- worker side
 
 
-def _run_job(path: str, container: str, opts: Options, conn: Connection) -> None:
+def _run_job(path: Union[str, bytes], container: str, opts: Options, conn: Connection) -> None:
     try:
         decode_and_hash(path, container, opts, lambda kind, payload: conn.send((kind, payload)))
     except Abort as exc:
@@ -212,7 +212,7 @@ atexit.register(POOL.close)
 
 
 def run_in_worker(
-    path: str,
+    path: Union[str, bytes],
     container: str,
     opts: Options,
     collector: Callable[[str, Any], None],
