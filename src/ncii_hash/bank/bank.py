@@ -359,6 +359,13 @@ class HashBank:
                              index_entries=len(self._hashes), index_source=self._hashes.source,
                              feature_sets=self._features.count())
 
+    def refresh(self) -> int:
+        """Apply what other processes committed since (new hashes in, withdrawn ones out);
+        the change sequence the index now reflects. Cheap when nothing changed."""
+        with self._lock:
+            self._hashes.catch_up()
+            return self._hashes.seq
+
     def verify(self) -> None:
         """Check that the index and the table agree exactly; raises BankError if not."""
         with self._lock:

@@ -30,11 +30,11 @@ from typing import Any, Iterable, Iterator, Optional, Sequence
 
 from .._util.files import create_private_file
 from ..errors import BankError
-from .store_schema import Schema, SqlStore, Write
+from .store_schema import ChangeListener, Schema, SqlStore, Write
 
 __all__ = ["BANK_KIND", "BANK_SCHEMA", "SCHEMA_VERSION", "Database", "Schema", "Write"]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 BANK_KIND = "ncii-hash-bank"
 
 SCHEMA = """
@@ -79,6 +79,34 @@ CREATE TABLE IF NOT EXISTS changes (
 );
 """
 
+# Named banks (schema v4; docs/matcher.md): HMA-style bank names over cases. A case's bank is its
+# bank_cases row, else the origin bank ('hub': a hub's case number, 'local': any other case).
+NAMED_BANKS = """
+CREATE TABLE IF NOT EXISTS named_banks (
+    name TEXT PRIMARY KEY,
+    enabled_ratio REAL NOT NULL,
+    origin TEXT UNIQUE,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS bank_cases (
+    case_id TEXT PRIMARY KEY,
+    bank TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS bank_cases_by_bank ON bank_cases(bank);
+CREATE TABLE IF NOT EXISTS content_settings (
+    content_id INTEGER PRIMARY KEY,
+    disable_until_ts INTEGER NOT NULL DEFAULT 0,
+    note TEXT
+);
+CREATE TABLE IF NOT EXISTS api_keys (
+    name TEXT PRIMARY KEY,
+    key_hash TEXT NOT NULL UNIQUE,
+    created_at REAL NOT NULL
+);
+INSERT INTO named_banks (name, enabled_ratio, origin, created_at) VALUES ('STOPNCII', 1.0, 'hub', 0.0);
+INSERT INTO named_banks (name, enabled_ratio, origin, created_at) VALUES ('LOCAL', 1.0, 'local', 0.0);
+"""
+
 # MIGRATIONS[v]: statements taking schema v to v + 1, applied in one transaction.
 MIGRATIONS = {
     1: [  # v2: videos -- frames of one video share an item number within their case
@@ -91,10 +119,14 @@ MIGRATIONS = {
         "case_id TEXT NOT NULL REFERENCES cases(case_id), data BLOB NOT NULL, added_at REAL NOT NULL)",
         "CREATE INDEX IF NOT EXISTS features_by_case ON features(case_id)",
     ],
+    3: [  # v4: named banks (the HMA-compatible matcher, docs/matcher.md): a case's bank, content
+        # settings (disabled until, note) and the matcher's API keys (SHA-256 of random tokens)
+        *[s.strip() for s in NAMED_BANKS.split(";") if s.strip()],
+    ],
 }
 
 
-BANK_SCHEMA = Schema(kind=BANK_KIND, version=SCHEMA_VERSION, create=SCHEMA, migrations=MIGRATIONS, noun="bank")
+BANK_SCHEMA = Schema(kind=BANK_KIND, version=SCHEMA_VERSION, create=SCHEMA + NAMED_BANKS, migrations=MIGRATIONS, noun="bank")
 
 
 class Database(SqlStore):
@@ -199,6 +231,10 @@ class Database(SqlStore):
         finally:
             if conn.in_transaction:
                 conn.execute("COMMIT")
+
+    def change_listener(self) -> ChangeListener:
+        """SQLite announces nothing: a follower polls the change sequence (see ChangeListener)."""
+        return ChangeListener()
 
     def _has_meta(self) -> bool:
         return self.execute("SELECT name FROM sqlite_master WHERE type='table' AND name='meta'").fetchone() is not None

@@ -37,6 +37,7 @@ from .store_schema import Schema, SqlStore, postgres_ddl, postgres_placeholders,
 URL_SCHEMES = ("postgresql", "postgres")
 _SCHEMA_LOCK_KEY = 0x6E636969  # pg_advisory_xact_lock key serializing schema creation and migration
 _UNAVAILABLE_STATES = {"57P01", "57P02", "57P03"}  # admin shutdown, crash shutdown, cannot connect now
+CHANGE_CHANNEL = "ncii_hash_changes"  #: NOTIFY channel of committed writes
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -95,6 +96,7 @@ class PostgresDatabase(SqlStore):
             raise TypeError(f"schema must be a Schema; got {type(schema).__name__}")
         self.schema = schema
         self.name = redact_url(url)
+        self._url = url  # for a listener's own connection (change_listener); never shown
         self._password = urlsplit(url).password or dict(parse_qsl(urlsplit(url).query)).get("password")
         self._psycopg = optional_import("psycopg", extra="postgresql", purpose="a PostgreSQL store")
         pool_module = optional_import("psycopg_pool", extra="postgresql", purpose="a PostgreSQL store",
@@ -259,6 +261,14 @@ class PostgresDatabase(SqlStore):
         with self._transaction("BEGIN ISOLATION LEVEL REPEATABLE READ"):
             yield self.seq()
 
+    def _announce(self) -> None:
+        # Delivered when (and only if) the write commits, to every listening connection.
+        self.execute(f"NOTIFY {CHANGE_CHANNEL}")
+
+    def change_listener(self) -> "NotifyListener":
+        """A listener woken by every committed write of any process (``LISTEN``)."""
+        return NotifyListener(self._psycopg, self._url)
+
     def _has_meta(self) -> bool:
         return self.execute("SELECT to_regclass('meta') IS NOT NULL").fetchone()[0]
 
@@ -294,3 +304,44 @@ class PostgresDatabase(SqlStore):
         pool, self._pool = getattr(self, "_pool", None), None
         if pool is not None:
             pool.close()
+
+
+class NotifyListener:
+    """``LISTEN`` on its own connection: ``wait(timeout)`` returns True as soon as a write
+    commits (in any process), False after ``timeout`` without one or while the server is
+    unreachable (the connection is made again on the next wait; followers poll as well, so a
+    notification lost meanwhile only delays). ``close()`` ends it."""
+
+    def __init__(self, psycopg: Any, url: str):
+        self._psycopg = psycopg
+        self._url = url
+        self._conn: Any = None
+        self._closed = threading.Event()
+
+    def wait(self, timeout: float) -> bool:
+        if self._closed.is_set():
+            return False
+        try:
+            if self._conn is None or self._conn.closed:
+                self._conn = self._psycopg.connect(self._url, autocommit=True, connect_timeout=max(1, int(timeout) + 1))
+                self._conn.execute(f"LISTEN {CHANGE_CHANNEL}")
+            got = False
+            for _ in self._conn.notifies(timeout=timeout, stop_after=1):
+                got = True
+            return got
+        except self._psycopg.Error:
+            self._drop()
+            self._closed.wait(timeout)
+            return False
+
+    def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except self._psycopg.Error:
+                pass
+
+    def close(self) -> None:
+        self._closed.set()
+        self._drop()

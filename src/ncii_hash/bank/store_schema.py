@@ -25,6 +25,7 @@ import contextlib
 import functools
 import re
 import secrets
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping, Optional, Sequence
 
@@ -120,6 +121,22 @@ def table_rewritten(sql: str) -> Optional[str]:
     return m.group(1).lower() if m else None
 
 
+class ChangeListener:
+    """Waits for the next committed change of a store that has no channel to announce it:
+    ``wait(timeout)`` sleeps the poll interval (returns False: no news, poll the sequence);
+    ``close()`` wakes a waiter at once."""
+
+    def __init__(self) -> None:
+        self._closed = threading.Event()
+
+    def wait(self, timeout: float) -> bool:
+        self._closed.wait(timeout)
+        return False
+
+    def close(self) -> None:
+        self._closed.set()
+
+
 # ---- the shared store -------------------------------------------------------------------------
 class SqlStore:
     """What both stores do the same way over their own ``execute``/``write`` primitives:
@@ -176,6 +193,15 @@ class SqlStore:
             yield w
             if w.seq != w.base:
                 self.set_meta("change_seq", str(w.seq))
+                self._announce()
+
+    def _announce(self) -> None:
+        """Tell other processes, when this write commits, that the change sequence moved
+        (PostgreSQL: ``NOTIFY``; SQLite has no channel: followers poll)."""
+
+    def change_listener(self) -> Any:  # pragma: no cover - abstract
+        """A :class:`ChangeListener`-like object for this store (``wait(timeout) -> bool``, ``close()``)."""
+        raise NotImplementedError
 
     def _id_chunks(self, ids: Any) -> Iterator[list[int]]:
         uniq = np.unique(np.asarray(ids, dtype=np.int64))
