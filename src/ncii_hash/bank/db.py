@@ -95,7 +95,7 @@ CREATE TABLE IF NOT EXISTS bank_cases (
 CREATE INDEX IF NOT EXISTS bank_cases_by_bank ON bank_cases(bank);
 CREATE TABLE IF NOT EXISTS content_settings (
     content_id INTEGER PRIMARY KEY,
-    disable_until_ts INTEGER NOT NULL DEFAULT 0,
+    disable_until_ts INTEGER NOT NULL DEFAULT 1,
     note TEXT
 );
 CREATE TABLE IF NOT EXISTS api_keys (

@@ -14,7 +14,7 @@ from typing import Any, Optional, Sequence
 
 from ...bank.feed import SIGNAL_PDQ, SIGNAL_VIDEO_MD5, SIGNAL_VIDEO_PDQ, video_pdq_value
 from ...submission import Submission
-from .access import StoreAccess
+from ..access import StoreAccess
 from .credentials import digest_of, new_case_number
 
 #: How long a retry with the same idempotency key is answered with the same case and PIN.

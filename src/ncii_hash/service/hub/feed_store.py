@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Optional, Sequence
 
 from ...bank.feed import ACTIVE, WITHDRAWN, Feedback, HashRecord
-from .access import StoreAccess
+from ..access import StoreAccess
 from .database import PURGED_SEQ
 
 Cursor = tuple[int, str, str]  #: (last change, signal type, digest) of the last record served

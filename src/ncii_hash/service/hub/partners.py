@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from typing import Iterable, Optional
 
-from .access import StoreAccess
+from ..access import StoreAccess
 from .credentials import digest_of
 
 

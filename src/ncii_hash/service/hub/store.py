@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 
-from .access import StoreAccess
+from ..access import StoreAccess
 from .cases import CaseStore
 from .database import TOKEN_SECRET, open_hub_database
 from .feed_store import FeedStore

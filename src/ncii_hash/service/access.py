@@ -1,6 +1,7 @@
-"""Serialised access to the hub's database from the server's worker threads.
+"""Serialised access to a service's database from the server's worker threads (the hub's and
+the matcher's).
 
-FastAPI runs the hub's (synchronous) endpoints in a thread pool. The SQLite store is one
+FastAPI runs the services' (synchronous) endpoints in a thread pool. The SQLite store is one
 connection, so every transaction takes this lock; the PostgreSQL store gives each thread its
 own pooled connection and needs none. Slow work (argon2) is done
 outside it. A store that cannot be reached (SQLite busy past its timeout, a PostgreSQL
@@ -14,8 +15,8 @@ import sqlite3
 import threading
 from typing import Any, Iterator, Sequence
 
-from ...bank.store import Store, Write
-from ...errors import StoreUnavailableError
+from ..bank.store import Store, Write
+from ..errors import StoreUnavailableError
 
 #: Statements carry at most this many ``?`` parameters in an ``IN (...)`` list.
 IN_CHUNK = 500
@@ -64,5 +65,5 @@ def _unavailable_as_error() -> Iterator[None]:
         yield
     except sqlite3.OperationalError as exc:
         if "locked" in str(exc) or "busy" in str(exc) or "unable to open" in str(exc):
-            raise StoreUnavailableError("the hub's store is busy; retry") from None
+            raise StoreUnavailableError("the store is busy; retry") from None
         raise

@@ -1,0 +1,130 @@
+"""What the HTTP services (the hub, the matcher) share around their FastAPI apps: the one log
+line per request, the request-body limit, and running an app on uvicorn.
+
+* :class:`RequestLog` -- method, route *template*, status, milliseconds; never the path (paths
+  and query strings carry case numbers, content ids and hashes) and never the client address.
+* :class:`BodyLimit` -- 413 before a byte too many is read (``limit_for(path)`` bytes).
+* :func:`serve_app` -- bind first (127.0.0.1 unless told otherwise), print the address line
+  once, then serve with uvicorn's own access log off.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import sys
+import time
+from typing import Any, Callable, Sequence, TextIO
+
+from fastapi import HTTPException
+from fastapi.responses import JSONResponse
+
+
+class BodyTooLarge(HTTPException):
+    def __init__(self, limit: int):
+        super().__init__(413, f"request body larger than {limit} bytes")
+
+
+class BodyLimit:
+    """413 for bodies over ``limit_for(path)`` bytes; the error body is ``{error_key: text}``."""
+
+    def __init__(self, app: Any, limit_for: Callable[[str], int], error_key: str = "detail"):
+        self.app = app
+        self.limit_for = limit_for
+        self.error_key = error_key
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.limit_for(scope["path"])
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length" and (not value.isdigit() or int(value) > limit):
+                response = JSONResponse({self.error_key: f"request body larger than {limit} bytes"}, status_code=413)
+                await response(scope, receive, send)
+                return
+        seen = 0
+
+        async def limited() -> dict:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise BodyTooLarge(limit)
+            return message
+
+        await self.app(scope, limited, send)
+
+
+class RequestLog:
+    """One line per request on ``log``: method, route template (never the path), status, ms."""
+
+    def __init__(self, app: Any, log: logging.Logger):
+        self.app = app
+        self.log = log
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = [500]
+
+        async def sending(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "(no route)"
+            self.log.info("%s %s %d %.1fms", scope.get("method", "-"), template, status[0],
+                          (time.perf_counter() - started) * 1000)
+
+
+def listening_socket(host: str, port: int) -> tuple[socket.socket, str]:
+    """A bound, listening TCP socket and its ``http://host:port`` address."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # proto=IPPROTO_TCP: asyncio sets TCP_NODELAY on accepted connections only when the listening
+    # socket says it is TCP; without it every answer on a reused connection waits ~40 ms (Nagle).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except BaseException:
+        sock.close()
+        raise
+    bound_host, bound_port = sock.getsockname()[:2]
+    shown = f"[{bound_host}]" if family == socket.AF_INET6 else bound_host
+    return sock, f"http://{shown}:{bound_port}"
+
+
+def serve_app(make_app: Callable[[], Any], *, host: str, port: int, banner: Callable[[str], str],
+              loggers: Sequence[str], out: TextIO = sys.stdout) -> None:
+    """Serve ``make_app()`` until interrupted. The socket is bound before ``banner(address)``
+    is printed, so a client that read the line can connect at once."""
+    import uvicorn
+
+    sock, address = listening_socket(host, port)
+    configure_logging(loggers)
+    app = make_app()
+    config = uvicorn.Config(app, access_log=False, log_config=None, log_level="warning",
+                            server_header=False, proxy_headers=False)
+    print(banner(address), file=out, flush=True)
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def configure_logging(loggers: Sequence[str]) -> None:
+    """The services' lines (and uvicorn's warnings) to stderr, in one plain format."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    levels = [(name, logging.INFO) for name in loggers]
+    for name, level in levels + [("uvicorn", logging.WARNING), ("uvicorn.error", logging.WARNING)]:
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.setLevel(level)
+        logger.propagate = False
+    logging.getLogger("uvicorn.access").disabled = True
