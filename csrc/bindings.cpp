@@ -14,6 +14,7 @@
 
 #include "features_index.h"
 #include "hamming.h"
+#include "mih.h"
 #include "pdq.h"
 #include "simd.h"
 
@@ -352,6 +353,56 @@ PYBIND11_MODULE(_core, m) {
         },
         py::arg("data"), py::arg("threads") = 0,
         "XOR of all 64-bit words of a contiguous array (sequential-read bandwidth probe).");
+    // ---- multi-index hashing (csrc/mih.*) ----
+    py::class_<ncii::mih::Tables>(m, "MihTables",
+                                  "Multi-index tables over rows [0, n) of a (n, 32) bank (immutable).")
+        .def(py::init([=](const py::array& codes, int substrings, int threads) {
+               const uint8_t* c = codes_view(codes, "codes");
+               const std::size_t n = static_cast<std::size_t>(codes.shape(0));
+               const int m = substrings > 0 ? substrings : ncii::mih::choose_substrings(n, 31);
+               py::gil_scoped_release release;
+               return std::make_unique<ncii::mih::Tables>(c, n, m, threads);
+             }),
+             py::arg("codes"), py::arg("substrings") = 0, py::arg("threads") = 0)
+        .def_property_readonly("rows", &ncii::mih::Tables::rows)
+        .def_property_readonly("substrings", [](const ncii::mih::Tables& t) { return t.layout().m; })
+        .def_property_readonly("widths",
+                               [](const ncii::mih::Tables& t) {
+                                 const auto& L = t.layout();
+                                 return std::vector<int>(L.width, L.width + L.m);
+                               })
+        .def_property_readonly("nbytes", &ncii::mih::Tables::memory_bytes);
+    m.def(
+        "mih_range_search",
+        [=](const ncii::mih::Tables& tables, const py::array& codes, const py::array& queries, int radius,
+            int variants, const py::object& ids, const py::object& removed, int threads, bool auto_route) {
+          const ncii::hamming::Bank bank = make_bank(codes, ids, removed);
+          const uint8_t* q = codes_view(queries, "queries");
+          const std::size_t nflat = static_cast<std::size_t>(queries.shape(0));
+          if (variants < 1 || nflat % static_cast<std::size_t>(variants))
+            throw std::invalid_argument("the number of query rows must be a multiple of variants");
+          ncii::hamming::RangeHits hits;
+          ncii::mih::Stats stats;
+          {
+            py::gil_scoped_release release;
+            hits = ncii::mih::range_search(tables, bank, q, nflat / variants, variants, radius, threads,
+                                           ncii::active_simd_level(),
+                                           auto_route ? ncii::mih::Mode::Auto : ncii::mih::Mode::Probe, &stats);
+          }
+          py::object var = py::none();
+          if (variants > 1) var = to_numpy(std::move(hits.variants));
+          return py::make_tuple(to_numpy(std::move(hits.lims)), to_numpy(std::move(hits.ids)),
+                                to_numpy(std::move(hits.distances)), var,
+                                py::make_tuple(stats.queries, stats.scanned, stats.probes, stats.candidates));
+        },
+        py::arg("tables"), py::arg("codes"), py::arg("queries"), py::arg("radius"), py::arg("variants") = 1,
+        py::arg("ids") = py::none(), py::arg("removed") = py::none(), py::arg("threads") = 0,
+        py::arg("auto_route") = false,
+        "Exact range search through multi-index tables (rows past tables.rows are scanned) -> (lims, ids, "
+        "distances, variants or None, (queries, scanned, probes, candidates)); order as hamming_range_search.");
+    m.def("mih_choose_substrings", [](std::size_t n, int radius) { return ncii::mih::choose_substrings(n, radius); },
+          py::arg("n"), py::arg("radius") = 31,
+          "Substring count with the lowest modelled cost for `radius` at n codes, within the memory budget.");
     m.def("hamming_threads", [](int threads) { return ncii::hamming::resolve_threads(threads); },
           py::arg("threads") = 0, "Worker threads a search with `threads` uses at most (0: all).");
   }

@@ -17,6 +17,7 @@
 #include <tuple>
 
 #include "hamming_kernels.h"
+#include "parallel.h"
 
 namespace ncii {
 namespace hamming {
@@ -120,37 +121,6 @@ class KnnSink final : public SinkBase {
   std::vector<std::size_t> size;
 };
 
-// Runs body(t) on `nthreads` threads (the caller's thread when 1) and rethrows the first
-// worker error after every thread has joined.
-template <class Body>
-void run_parallel(std::size_t nthreads, Body&& body) {
-  if (nthreads <= 1) {
-    body(std::size_t{0});
-    return;
-  }
-  std::vector<std::exception_ptr> errors(nthreads);
-  std::vector<std::thread> pool;
-  pool.reserve(nthreads);
-  auto guarded = [&](std::size_t t) {
-    try {
-      body(t);
-    } catch (...) {
-      errors[t] = std::current_exception();
-    }
-  };
-  std::exception_ptr spawn_error;
-  try {
-    for (std::size_t t = 1; t < nthreads; ++t) pool.emplace_back(guarded, t);
-  } catch (...) {
-    spawn_error = std::current_exception();
-  }
-  if (!spawn_error) guarded(0);
-  for (auto& th : pool) th.join();
-  if (spawn_error) std::rethrow_exception(spawn_error);
-  for (auto& e : errors)
-    if (e) std::rethrow_exception(e);
-}
-
 std::size_t plan_threads(int threads, std::size_t n, std::size_t nq) {
   const std::size_t want = static_cast<std::size_t>(resolve_threads(threads));
   const std::size_t blocks = (n + kBlockRows - 1) / kBlockRows;
@@ -228,9 +198,11 @@ RangeHits range_search(const Bank& bank, const uint8_t* queries, std::size_t nq,
   if (nflat > UINT32_MAX) throw std::invalid_argument("too many queries in one call (split the batch)");
   if (nflat && !queries) throw std::invalid_argument("queries must not be null");
 
-  RangeHits out;
-  out.lims.assign(nq + 1, 0);
-  if (nflat == 0 || bank.n == 0) return out;
+  if (nflat == 0 || bank.n == 0) {
+    RangeHits out;
+    out.lims.assign(nq + 1, 0);
+    return out;
+  }
 
   const std::vector<uint64_t> words = query_words(queries, nflat);
   std::vector<RangeSink> sinks;
@@ -239,12 +211,6 @@ RangeHits range_search(const Bank& bank, const uint8_t* queries, std::size_t nq,
   for (std::size_t t = 0; t < nthreads; ++t) sinks.emplace_back(bank, nflat, radius);
   scan_bank(bank, words.data(), nflat, level, sinks);
 
-  struct Hit {
-    std::size_t query;
-    int64_t id;
-    int32_t distance;
-    int8_t variant;
-  };
   std::size_t total = 0;
   for (const auto& s : sinks) total += s.hits.size();
   std::vector<Hit> hits;
@@ -255,6 +221,12 @@ RangeHits range_search(const Bank& bank, const uint8_t* queries, std::size_t nq,
                          static_cast<int8_t>(h.query % static_cast<std::size_t>(variants))});
     std::vector<RawHit>().swap(s.hits);
   }
+  return merge_hits(hits, nq, variants);
+}
+
+RangeHits merge_hits(std::vector<Hit>& hits, std::size_t nq, int variants) {
+  RangeHits out;
+  out.lims.assign(nq + 1, 0);
   if (variants > 1) {
     // One hit per (query, id): the smallest distance, then the lowest variant.
     std::sort(hits.begin(), hits.end(), [](const Hit& a, const Hit& b) {

@@ -46,6 +46,20 @@ struct RangeHits {
   std::vector<int8_t> variants;  // which of a query's variants gave the distance (variants > 1)
 };
 
+// One hit on its way into RangeHits: bank entry `id` at `distance` from query `query` (not
+// flattened), reached by its variant `variant`.
+struct Hit {
+  std::size_t query;
+  int64_t id;
+  int32_t distance;
+  int8_t variant;
+};
+
+// The one merge of hits into RangeHits (consumes `hits`): each query's hits ordered by
+// (distance, id); with variants > 1 each (query, id) pair once, with its smallest distance and
+// the lowest variant reaching it.
+RangeHits merge_hits(std::vector<Hit>& hits, std::size_t nq, int variants);
+
 // All bank entries within `radius` (0..256) of each query.
 // `queries` holds nq * variants codes: query q is the set of rows q*variants .. q*variants +
 // variants - 1 (e.g. the 8 dihedral transforms of one image). A bank entry is reported once

@@ -105,6 +105,10 @@ void scan_avx2(const ScanArgs& a) {
   }
 }
 
+#define NCII_VERIFY_NAME verify_popcnt
+#include "verify_kernel.inc"
+#undef NCII_VERIFY_NAME
+
 }  // namespace detail
 }  // namespace hamming
 }  // namespace ncii

@@ -41,10 +41,26 @@ struct ScanArgs {
   HitSink* sink;
 };
 
+// Verification of a candidate list against one query (multi-index search, csrc/mih.*): for
+// each i in [0, count) whose code codes[rows[i]] lies within `threshold` of `query`, writes
+// rows[i] and the distance to out_rows / out_distances (in input order); returns how many.
+// The candidates are random rows of a large bank: kernels prefetch a few of them ahead.
+struct VerifyArgs {
+  const uint8_t* codes;
+  const uint32_t* rows;
+  std::size_t count;
+  const uint64_t* query;  // 4 words
+  int32_t threshold;
+  uint32_t* out_rows;
+  int32_t* out_distances;
+};
+
 void scan_scalar(const ScanArgs& args);
+std::size_t verify_scalar(const VerifyArgs& args);
 #if defined(NCII_HAVE_X86_KERNELS)
 void scan_avx2(const ScanArgs& args);
 void scan_avx512(const ScanArgs& args);
+std::size_t verify_popcnt(const VerifyArgs& args);  // hamming_avx2.cpp: POPCNT instruction
 #endif
 
 }  // namespace detail

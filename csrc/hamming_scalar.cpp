@@ -19,6 +19,10 @@ void scan_scalar(const ScanArgs& a) {
   }
 }
 
+#define NCII_VERIFY_NAME verify_scalar
+#include "verify_kernel.inc"
+#undef NCII_VERIFY_NAME
+
 }  // namespace detail
 }  // namespace hamming
 }  // namespace ncii
