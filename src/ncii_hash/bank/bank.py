@@ -359,6 +359,11 @@ class HashBank:
                              index_entries=len(self._hashes), index_source=self._hashes.source,
                              feature_sets=self._features.count())
 
+    @property
+    def index_size(self) -> int:
+        """Hashes the in-memory index holds (no database query)."""
+        return len(self._hashes)
+
     def refresh(self) -> int:
         """Apply what other processes committed since (new hashes in, withdrawn ones out);
         the change sequence the index now reflects. Cheap when nothing changed."""

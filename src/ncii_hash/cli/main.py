@@ -16,8 +16,10 @@ from typing import Optional, Sequence
 from .. import __version__
 from ..hashes import PDQ_MATCH_THRESHOLD
 from ..submission import SubmissionError
+from .app import add_app_parser
 from .commands import cmd_bank, cmd_hash, cmd_match, cmd_show
 from .hub import add_hub_parser
+from .matcher import add_matcher_parser
 from .output import HASH_FORMATS
 from .survivor import add_survivor_commands
 from .sync import add_sync_commands
@@ -96,6 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.set_defaults(func=cmd_bank)
 
     add_hub_parser(sub)
+    add_matcher_parser(sub)  # the HMA-compatible matcher
+    add_app_parser(sub)  # the survivor's local page
     return p
 
 

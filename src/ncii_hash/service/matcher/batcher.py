@@ -1,0 +1,106 @@
+"""Micro-batching of concurrent lookups: one kernel call for every lookup that is waiting.
+
+A lookup hands its query rows to :meth:`LookupBatcher.submit` and gets a future. One worker
+thread takes *everything* that is waiting, groups it by search options (radius, dihedral),
+and makes one call of ``search(queries, radius, dihedral)`` per group; lookups that arrive
+while that call runs wait for the next one. Under load a batch grows to what arrived during
+one call (up to ``max_batch`` queries), so the bank is read once for many lookups; a lone
+lookup is searched at once, without waiting for company.
+
+``search`` returns, per query row, a list of hits; each future gets the hits of its own rows.
+An exception in ``search`` is set on every future of that call (the worker carries on).
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+Search = Callable[[np.ndarray, int, bool], Sequence[list]]
+
+
+@dataclass
+class _Pending:
+    queries: np.ndarray  #: (n, 32) or (n, 8, 32) uint8
+    radius: int
+    dihedral: bool
+    future: Future = field(default_factory=Future)
+
+
+class LookupBatcher:
+    def __init__(self, search: Search, *, max_batch: int = 1024):
+        self._search = search
+        self._max_batch = max_batch
+        self._pending: list[_Pending] = []
+        self._cond = threading.Condition()
+        self._closed = False
+        self.calls = 0  #: kernel calls made (for tests and the benchmark)
+        self.queries = 0  #: query rows searched
+        self._thread = threading.Thread(target=self._run, name="ncii-hash-lookup-batcher", daemon=True)
+        self._thread.start()
+
+    def submit(self, queries: np.ndarray, radius: int, dihedral: bool = False) -> Future:
+        """Queue ``queries`` (uint8 ``(n, 32)``, or ``(n, 8, 32)`` with ``dihedral``); the
+        future's result is one list of hits per row."""
+        item = _Pending(np.ascontiguousarray(queries, dtype=np.uint8), int(radius), bool(dihedral))
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("the lookup batcher is closed")
+            self._pending.append(item)
+            self._cond.notify()
+        return item.future
+
+    def _take(self) -> list[_Pending]:
+        with self._cond:
+            while not self._pending and not self._closed:
+                self._cond.wait()
+            taken, rows = [], 0
+            while self._pending and (not taken or rows + len(self._pending[0].queries) <= self._max_batch):
+                item = self._pending.pop(0)
+                taken.append(item)
+                rows += len(item.queries)
+            return taken
+
+    def _run(self) -> None:
+        while True:
+            taken = self._take()
+            if not taken:
+                return  # closed and drained
+            groups: dict[tuple[int, bool], list[_Pending]] = {}
+            for item in taken:
+                groups.setdefault((item.radius, item.dihedral), []).append(item)
+            for (radius, dihedral), items in groups.items():
+                self._call(items, radius, dihedral)
+
+    def _call(self, items: list[_Pending], radius: int, dihedral: bool) -> None:
+        live = [i for i in items if i.future.set_running_or_notify_cancel()]
+        if not live:
+            return
+        try:
+            queries = np.concatenate([i.queries for i in live]) if len(live) > 1 else live[0].queries
+            hits = self._search(queries, radius, dihedral)
+            self.calls += 1
+            self.queries += len(queries)
+        except BaseException as exc:  # noqa: BLE001 - every waiter gets the error, the worker carries on
+            for i in live:
+                i.future.set_exception(exc)
+            return
+        start = 0
+        for i in live:
+            n = len(i.queries)
+            i.future.set_result(list(hits[start:start + n]))
+            start += n
+
+    def close(self) -> None:
+        """Finish what is queued, then stop the worker."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self._thread.join(30)
+
+    def stats(self) -> dict[str, Any]:
+        return {"calls": self.calls, "queries": self.queries}

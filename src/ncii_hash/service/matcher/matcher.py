@@ -1,0 +1,182 @@
+"""The matcher behind the routes: its settings and the parts it owns.
+
+:class:`Matcher` opens (in a background thread, so ``/status`` can say 503 meanwhile) the
+:class:`~ncii_hash.bank.HashBank` -- its index loaded from the saved snapshot plus the log
+tail, or built from the table -- and a second connection to the same store for the named
+banks and API keys (:class:`BankCatalog`, :class:`ApiKeys`). Then it starts the
+:class:`ChangeFollower` (live index) and the :class:`LookupBatcher` (one kernel call per
+batch of waiting lookups; a batch's hits are resolved to content ids, banks and enabled
+flags with one catalog query).
+
+Writes through the API go to the bank (``add_case``/``withdraw``, one transaction each) and
+the catalog; every matcher process on the same store sees them through the change log.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import secrets
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from ...bank import HashBank
+from ...bank.store import open_database
+from ...hashes import PDQ_MATCH_THRESHOLD
+from ...index import HashIndex
+from ..access import StoreAccess
+from .batcher import LookupBatcher
+from .catalog import BankCatalog
+from .follower import ChangeFollower
+from .keys import ApiKeys
+from .media import UrlFetcher
+
+log = logging.getLogger("ncii_hash.matcher")
+MiB = 1024 * 1024
+#: The index backend HashIndex uses when none is named (the matcher's default too).
+DEFAULT_BACKEND: str = inspect.signature(HashIndex).parameters["backend"].default
+
+
+@dataclass(frozen=True)
+class Hit:
+    content_id: int
+    bank: Optional[str]
+    enabled: bool
+    distance: int
+
+
+@dataclass(frozen=True)
+class MatcherSettings:
+    backend: str = DEFAULT_BACKEND
+    #: the longest a change waits before a matcher applies it when no notification arrives
+    poll_seconds: float = 0.25
+    #: API keys (bearer tokens) for the curation routes' writes; for /m/* and /h/* as well
+    require_key_for_writes: bool = False
+    require_key_for_matching: bool = False
+    #: hosts media may be fetched from by URL (empty: never)
+    fetch_allow: tuple[str, ...] = ()
+    max_upload_bytes: int = 32 * MiB
+    max_fetch_bytes: int = 32 * MiB
+    #: /status reports a stale index when the change log was last applied this long ago
+    stale_seconds: float = 65.0
+    max_batch: int = 1024
+    threads: int = 0  #: kernel threads per call (0 = all cores)
+
+
+class Matcher:
+    def __init__(self, target: str, settings: MatcherSettings = MatcherSettings()):
+        self.target = target
+        self.settings = settings
+        self.fetcher = UrlFetcher(settings.fetch_allow, max_bytes=settings.max_fetch_bytes)
+        self.bank: Optional[HashBank] = None
+        self.catalog: Optional[BankCatalog] = None
+        self.keys: Optional[ApiKeys] = None
+        self.batcher: Optional[LookupBatcher] = None
+        self.follower: Optional[ChangeFollower] = None
+        self.error: Optional[str] = None
+        self.opened_seconds: Optional[float] = None
+        self._ready = threading.Event()
+        self._closed = False
+        self._lock = threading.Lock()
+
+    # ---- lifecycle ----------------------------------------------------------------------------
+    def open_in_background(self) -> None:
+        threading.Thread(target=self.open, name="ncii-hash-matcher-open", daemon=True).start()
+
+    def open(self) -> None:
+        started = time.perf_counter()
+        try:
+            access = StoreAccess(open_database(self.target, create=False))
+            self.catalog, self.keys = BankCatalog(access), ApiKeys(access)
+            bank = HashBank(self.target, create=False, backend=self.settings.backend)
+            with self._lock:
+                if self._closed:
+                    bank.close(save_snapshot=False)
+                    return
+                self.bank = bank
+                self.batcher = LookupBatcher(self._search, max_batch=self.settings.max_batch)
+                self.follower = ChangeFollower(bank.refresh, access.db.change_listener(),
+                                               poll_seconds=self.settings.poll_seconds)
+                self.follower.start()
+            self.opened_seconds = time.perf_counter() - started
+            log.info("index ready (%s, %.2f s)", bank.index_source, self.opened_seconds)
+            self._ready.set()
+        except Exception as exc:  # noqa: BLE001 - reported by /status; the message names no data
+            self.error = exc.__class__.__name__
+            log.error("could not open the bank (%s)", self.error)
+
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set()
+
+    def wait_ready(self, timeout: float) -> bool:
+        return self._ready.wait(timeout)
+
+    @property
+    def stale(self) -> bool:
+        f = self.follower
+        return f is not None and self.settings.stale_seconds > 0 and time.time() - f.last_ok > self.settings.stale_seconds
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+        if self.follower is not None:
+            self.follower.stop()
+        if self.batcher is not None:
+            self.batcher.close()
+        if self.bank is not None:
+            self.bank.close()  # saves the index snapshot (SQLite) for the next start
+        if self.catalog is not None:
+            self.catalog.access.close()
+
+    # ---- matching -----------------------------------------------------------------------------
+    def lookup(self, queries: np.ndarray, *, radius: int = PDQ_MATCH_THRESHOLD, dihedral: bool = False) -> Future:
+        """A future of one list of :class:`Hit` per query row (best per content id)."""
+        assert self.batcher is not None
+        return self.batcher.submit(queries, radius, dihedral)
+
+    def _search(self, queries: np.ndarray, radius: int, dihedral: bool) -> list[list[Hit]]:
+        assert self.bank is not None and self.catalog is not None
+        matches = self.bank.match(queries, radius, dihedral=dihedral, threads=self.settings.threads)
+        per_query: list[dict[int, Hit]] = [{} for _ in range(len(queries))]
+        if matches:
+            resolved = self.catalog.hits([m.hash_id for m in matches])
+            for m in matches:
+                got = resolved.get(m.hash_id)
+                if got is None:
+                    continue  # withdrawn since
+                cid, bank, enabled = got
+                best = per_query[m.query].get(cid)
+                if best is None or m.distance < best.distance:
+                    per_query[m.query][cid] = Hit(cid, bank, enabled, m.distance)
+        return [sorted(d.values(), key=lambda h: (h.distance, h.content_id)) for d in per_query]
+
+    # ---- writing ------------------------------------------------------------------------------
+    def add_content(self, bank_name: str, codes: np.ndarray, quality: Optional[int] = None) -> int:
+        """Bank one image hash as a new case in named bank ``bank_name``; its content id."""
+        assert self.bank is not None and self.catalog is not None
+        case_id = "hma." + secrets.token_hex(12)
+        self.catalog.assign(case_id, bank_name)  # first: a crash after it leaves a row without a case
+        self.bank.add_case(codes, None if quality is None else [quality], allow_low_quality=True, case_id=case_id)
+        cid = self.catalog.content_id_of(case_id)
+        assert cid is not None
+        return cid
+
+    def delete_case(self, case_id: str) -> int:
+        assert self.bank is not None
+        try:
+            return self.bank.withdraw(case_id)
+        except KeyError:
+            return 0
+
+    def index_status(self) -> dict:
+        bank, follower = self.bank, self.follower
+        if bank is None or follower is None:
+            return {"present": False, "built_to": -1, "size": 0}
+        return {"present": True, "built_to": int(follower.last_ok), "size": bank.index_size,
+                "change_seq": follower.seq, "backend": self.settings.backend}

@@ -1,0 +1,192 @@
+"""HMA 2.0's health, hashing and matching routes: ``/status``, ``/status/live``, ``/h/hash``,
+``/m/lookup`` (GET: a signal or a URL; POST: an upload), ``/m/raw_lookup``, ``/m/compare``,
+``/m/index/status``. Shapes follow HMA's blueprints (docs/matcher.md): a lookup answers
+``{bank: [{"bank_content_id": id, "distance": "d"}]}`` (keyed by signal type first when the
+media was hashed here), a raw lookup ``{"matches": [...]}``.
+
+Extra optional parameters HMA clients do not send: ``threshold`` (default 31, inclusive) and
+``dihedral`` (uploads and URLs: also match the 8 rotations and flips).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from typing import Any, Optional
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import PlainTextResponse
+
+from ...hashes import PDQ_MATCH_THRESHOLD, hamming
+from .deps import (ApiError, banks_filter, flag, looker, matcher, off_loop, pdq_codes, ready_matcher, signal_type,
+                   threshold)
+from .matcher import Hit, Matcher
+from .media import Hashed, MediaError, hash_image, uploaded_file
+
+router = APIRouter()
+m_router = APIRouter(prefix="/m", dependencies=[Depends(looker)])
+h_router = APIRouter(prefix="/h", dependencies=[Depends(looker)])
+
+
+@router.get("/status", response_class=PlainTextResponse)
+def status(request: Request) -> PlainTextResponse:
+    m = matcher(request)
+    if not m.ready:
+        return PlainTextResponse("INDEX-NOT-LOADED", status_code=503)
+    if m.stale:
+        return PlainTextResponse("INDEX-STALE", status_code=503)
+    return PlainTextResponse("I-AM-ALIVE")
+
+
+@router.get("/status/live", response_class=PlainTextResponse)
+async def live() -> PlainTextResponse:
+    return PlainTextResponse("I-AM-ALIVE")
+
+
+# ---- hashing ----------------------------------------------------------------------------------
+async def _hash_upload(request: Request, m: Matcher) -> Hashed:
+    body = await request.body()
+    try:
+        _, data = uploaded_file(request.headers.get("content-type"), body)
+        return await off_loop(hash_image, data)
+    except MediaError as exc:
+        raise ApiError(exc.status, exc.message) from None
+
+
+async def _hash_url(m: Matcher, url: str, content_type: Optional[str], types: Optional[str]) -> Hashed:
+    if types and any(t not in ("pdq", "") for t in types.split(",")):
+        raise ApiError(400, "this matcher hashes photos as pdq only")
+    try:
+        data = await off_loop(m.fetcher.fetch, url, content_type)
+        return await off_loop(hash_image, data)
+    except MediaError as exc:
+        raise ApiError(exc.status, exc.message) from None
+
+
+@h_router.post("/hash")
+async def hash_post(request: Request) -> dict:
+    return {"pdq": (await _hash_upload(request, matcher(request))).hex}
+
+
+@h_router.get("/hash")
+async def hash_get(request: Request, url: Optional[str] = None, content_type: Optional[str] = None,
+                   types: Optional[str] = None) -> dict:
+    if not url:
+        raise ApiError(400, "url is required")
+    return {"pdq": (await _hash_url(matcher(request), url, content_type, types)).hex}
+
+
+# ---- matching ---------------------------------------------------------------------------------
+async def _hits(m: Matcher, hashed_or_codes: Any, radius: int, dihedral: bool) -> list[Hit]:
+    if isinstance(hashed_or_codes, Hashed):
+        if hashed_or_codes.codes is None:
+            return []  # below quality 50: no hash, so no match (python-threatexchange gives "")
+        queries = hashed_or_codes.dihedral if dihedral else hashed_or_codes.codes
+    else:
+        queries, dihedral = hashed_or_codes, False
+    rows = await asyncio.wrap_future(m.lookup(queries, radius=radius, dihedral=dihedral))
+    return rows[0]
+
+
+async def _by_bank(m: Matcher, hits: list[Hit], banks: Optional[set[str]], seed: Optional[str],
+                   bypass: bool) -> dict[str, list[dict]]:
+    """HMA's lookup: enabled content only; a bank answers when its matching_enabled_ratio is
+    at least the request's coin flip (seeded by ``seed``; 0 with ``bypass_coinflip``)."""
+    live = [h for h in hits if h.enabled and h.bank is not None]
+    if not live:
+        return {}
+    assert m.catalog is not None
+    ratios = {b.name: b.enabled_ratio for b in await off_loop(m.catalog.banks)}
+    coin = 0.0 if bypass else random.Random(seed).random()
+    enabled = {name for name in {h.bank for h in live} if name in ratios and ratios[name] >= coin}
+    if banks is not None:
+        enabled &= banks
+    out: dict[str, list[dict]] = {}
+    for h in live:
+        if h.bank in enabled:
+            out.setdefault(h.bank, []).append({"bank_content_id": h.content_id, "distance": str(h.distance)})
+    return out
+
+
+@m_router.get("/lookup")
+async def lookup_get(request: Request, url: Optional[str] = None, content_type: Optional[str] = None,
+                     types: Optional[str] = None, signal: Optional[str] = None,
+                     banks: Optional[str] = None, seed: Optional[str] = None, bypass_coinflip: Optional[str] = None,
+                     dihedral: Optional[str] = None) -> dict:
+    q = request.query_params
+    st, limit = q.get("signal_type"), threshold(q.get("threshold"), PDQ_MATCH_THRESHOLD)
+    bypass, wanted = flag(bypass_coinflip, "bypass_coinflip"), banks_filter(banks)
+    m = ready_matcher(request)
+    if url:
+        hashed = await _hash_url(m, url, content_type, types)
+        hits = await _hits(m, hashed, limit, flag(dihedral, "dihedral"))
+        by_bank = await _by_bank(m, hits, wanted, seed, bypass)
+        if st is not None:  # HMA: the one signal type's matches, unwrapped
+            return by_bank if st == "pdq" else {}
+        return {"pdq": by_bank}
+    if not signal or not st:
+        raise ApiError(400, "Either url or both signal and signal_type are required")
+    signal_type(st)
+    codes = pdq_codes(signal)
+    return await _by_bank(m, await _hits(m, codes, limit, False), wanted, seed, bypass)
+
+
+@m_router.post("/lookup")
+async def lookup_post(request: Request) -> dict:
+    q = request.query_params
+    m = ready_matcher(request)
+    limit, dihedral = threshold(q.get("threshold"), PDQ_MATCH_THRESHOLD), flag(q.get("dihedral"), "dihedral")
+    hashed = await _hash_upload(request, m)
+    hits = await _hits(m, hashed, limit, dihedral)
+    return {"pdq": await _by_bank(m, hits, banks_filter(q.get("banks")), q.get("seed"),
+                                  flag(q.get("bypass_coinflip"), "bypass_coinflip"))}
+
+
+@m_router.get("/raw_lookup")
+async def raw_lookup(request: Request, banks: Optional[str] = None, include_distance: Optional[str] = None) -> dict:
+    """Every banked item within the threshold, enabled or not (HMA: the index alone)."""
+    q = request.query_params
+    for name in ("signal", "signal_type"):
+        if not q.get(name):
+            raise ApiError(422, f"{name} is required")
+    signal_type(q.get("signal_type"))
+    codes = pdq_codes(q.get("signal"))
+    limit, with_distance = threshold(q.get("threshold"), PDQ_MATCH_THRESHOLD), flag(include_distance, "include_distance")
+    hits = await _hits(ready_matcher(request), codes, limit, False)
+    wanted = banks_filter(banks)
+    if wanted is not None:
+        hits = [h for h in hits if h.bank in wanted]
+    if with_distance:
+        return {"matches": [{"bank_content_id": h.content_id, "distance": str(h.distance)} for h in hits]}
+    return {"matches": [h.content_id for h in hits]}
+
+
+@m_router.post("/compare")
+async def compare(request: Request) -> dict:
+    try:
+        body = await request.json()
+    except ValueError:
+        raise ApiError(400, "Request input was not a dict") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "Request input was not a dict")
+    out: dict[str, Any] = {}
+    for name, pair in body.items():
+        if not isinstance(pair, list):
+            raise ApiError(400, f"Comparison hashes for {name} was not a list")
+        if len(pair) != 2:
+            raise ApiError(400, "Comparison hash list length must be exactly 2")
+        signal_type(name)
+        if not all(isinstance(x, str) for x in pair):
+            raise ApiError(400, f"Invalid {name} hash: hashes are strings")
+        left, right = (pdq_codes(x, f"{name} hash") for x in pair)
+        distance = int(hamming(left[0], right[0]))
+        out[name] = [distance <= PDQ_MATCH_THRESHOLD, {"distance": distance}]
+    return out
+
+
+@m_router.get("/index/status")
+def index_status(request: Request) -> dict:
+    st = request.query_params.get("signal_type")
+    if st is not None:
+        signal_type(st)
+    return {"pdq": matcher(request).index_status()}
