@@ -21,7 +21,7 @@ except ImportError:  # pragma: no cover
 needs_faiss = pytest.mark.skipif(not HAVE_FAISS, reason="faiss not installed")
 
 #: Every built-in backend, the FAISS ones skipped when FAISS is missing.
-ALL_BACKENDS = ["flat"] + [pytest.param(b, marks=needs_faiss) for b in ("faiss-flat", "faiss-mih", "faiss-ivf", "faiss-hnsw")]
+ALL_BACKENDS = ["flat", "mih", "auto"] + [pytest.param(b, marks=needs_faiss) for b in ("faiss-flat", "faiss-mih", "faiss-ivf", "faiss-hnsw")]
 
 
 def dist(a: np.ndarray, b: np.ndarray) -> int:

@@ -59,8 +59,8 @@ register_backend(NumpySearcher)
 
 
 def test_builtin_registry():
-    assert BACKENDS == ("flat", "faiss-flat", "faiss-mih", "faiss-ivf", "faiss-hnsw")
-    assert EXACT_BACKENDS == {"flat", "faiss-flat", "faiss-mih"}
+    assert BACKENDS == ("flat", "mih", "auto", "faiss-flat", "faiss-mih", "faiss-ivf", "faiss-hnsw")
+    assert EXACT_BACKENDS == {"flat", "mih", "auto", "faiss-flat", "faiss-mih"}
     with pytest.raises(ValueError, match="already registered"):
         register_backend(type("Other", (NumpySearcher,), {}))
     with pytest.raises(TypeError, match="name"):

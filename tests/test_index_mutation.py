@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from ncii_hash import HashIndex
+from ncii_hash.index import mih
 
 from index_helpers import as_pairs, dist, flip, bank, oracle_range
 
@@ -117,11 +118,13 @@ def test_searches_during_writes_see_whole_states():
 class IndexModel(RuleBasedStateMachine):
     """Random add/remove/search/compact/save-load sequences against a dict {id: code}."""
 
+    backend = "flat"
+
     def __init__(self) -> None:
         super().__init__()
         self.rng = np.random.default_rng(0)
         self.model: dict[int, np.ndarray] = {}
-        self.index = HashIndex(compact_fraction=0.5)
+        self.index = HashIndex(self.backend, compact_fraction=0.5)
         self.counter = 0
 
     @initialize(seed=st.integers(0, 2**32 - 1))
@@ -203,3 +206,22 @@ IndexModel.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 TestIndexModel = IndexModel.TestCase
+
+
+class MihIndexModel(IndexModel):
+    """The same sequences on the multi-index backend, its tables rebuilt after every few added
+    rows (so searches mix probed tables, a scanned tail and tombstones)."""
+
+    backend = "mih"
+
+    def __init__(self) -> None:
+        self._saved = (mih.TAIL_MIN_ROWS, mih.TAIL_FRACTION)
+        mih.TAIL_MIN_ROWS, mih.TAIL_FRACTION = 6, 2
+        super().__init__()
+
+    def teardown(self) -> None:
+        mih.TAIL_MIN_ROWS, mih.TAIL_FRACTION = self._saved
+
+
+MihIndexModel.TestCase.settings = IndexModel.TestCase.settings
+TestMihIndexModel = MihIndexModel.TestCase

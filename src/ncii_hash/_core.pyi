@@ -57,6 +57,39 @@ def hamming_knn(
     removed: Optional[npt.NDArray[np.int64]] = None,
     threads: int = 0,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int32]]: ...
+# ---- multi-index hashing (csrc/mih.*) -------------------------------------------------------
+class MihTables:
+    """Multi-index tables over rows [0, n) of a (n, 32) bank (immutable)."""
+
+    def __init__(self, codes: npt.NDArray[np.uint8], substrings: int = 0, threads: int = 0) -> None: ...
+    @property
+    def rows(self) -> int: ...
+    @property
+    def substrings(self) -> int: ...
+    @property
+    def widths(self) -> list[int]: ...
+    @property
+    def nbytes(self) -> int: ...
+
+# -> (lims, ids, distances, variants or None, (queries, scanned, probes, candidates))
+def mih_range_search(
+    tables: MihTables,
+    codes: npt.NDArray[np.uint8],
+    queries: npt.NDArray[np.uint8],
+    radius: int,
+    variants: int = 1,
+    ids: Optional[npt.NDArray[np.int64]] = None,
+    removed: Optional[npt.NDArray[np.int64]] = None,
+    threads: int = 0,
+    auto_route: bool = False,
+) -> tuple[
+    npt.NDArray[np.int64],
+    npt.NDArray[np.int64],
+    npt.NDArray[np.int32],
+    Optional[npt.NDArray[np.int8]],
+    tuple[int, int, int, int],
+]: ...
+def mih_choose_substrings(n: int, radius: int = 31) -> int: ...
 def xor_fold(data: npt.NDArray[Any], threads: int = 0) -> int: ...
 def hamming_threads(threads: int = 0) -> int: ...
 

@@ -4,6 +4,8 @@
 name            exact  what
 ==============  =====  ============================================================
 ``flat``        yes    our C++ kernel over the table itself (default; ``flat.py``)
+``mih``         yes    our exact multi-index hashing (``mih.py``, ``csrc/mih.*``)
+``auto``        yes    ``mih`` per query where the cost model says it beats the scan
 ``faiss-flat``  yes    FAISS ``IndexBinaryFlat`` mirror (``faiss_mirror.py``)
 ``faiss-mih``   yes    FAISS ``IndexBinaryMultiHash`` mirror; exact range search only
 ``faiss-ivf``   no     FAISS ``IndexBinaryIVF`` mirror (approximate)
@@ -15,12 +17,14 @@ from __future__ import annotations
 
 from .faiss_mirror import FAISS_BACKENDS
 from .flat import FlatSearcher
+from .mih import AutoSearcher, MihSearcher
 from .searcher import backend_names, register_backend
 
-for _cls in (FlatSearcher, *FAISS_BACKENDS):
+_BUILT_IN = (FlatSearcher, MihSearcher, AutoSearcher, *FAISS_BACKENDS)
+for _cls in _BUILT_IN:
     register_backend(_cls)
 
 #: The built-in backend names, in order ("flat" first).
 BACKENDS = backend_names()
 #: Built-in backends whose range search returns every code within the radius.
-EXACT_BACKENDS = frozenset(cls.name for cls in (FlatSearcher, *FAISS_BACKENDS) if cls.exact)
+EXACT_BACKENDS = frozenset(cls.name for cls in _BUILT_IN if cls.exact)

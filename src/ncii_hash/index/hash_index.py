@@ -62,6 +62,7 @@ class HashIndex:
     """A searchable set of PDQ hashes with int64 ids. See the module docstring for contracts.
 
     Options (keyword-only): ``compact_fraction`` (auto-compaction threshold, None to disable);
+    ``mih_substrings`` (mih/auto: substring tables, 10..32; default chosen from the size);
     ``ivf_nlist`` / ``ivf_nprobe`` (faiss-ivf; nlist defaults to min(1024, sqrt(n))); ``hnsw_m`` /
     ``hnsw_ef_search`` / ``hnsw_k`` (faiss-hnsw).
     """
@@ -76,6 +77,7 @@ class HashIndex:
         hnsw_m: int = 32,
         hnsw_ef_search: int = 128,
         hnsw_k: int = 64,
+        mih_substrings: Optional[int] = None,
     ) -> None:
         searcher_cls = searcher_class(backend)
         if compact_fraction is not None and not (0.0 < float(compact_fraction) <= 1.0):
@@ -87,6 +89,7 @@ class HashIndex:
             "hnsw_m": check_int(hnsw_m, "hnsw_m", 2),
             "hnsw_ef_search": check_int(hnsw_ef_search, "hnsw_ef_search", 1),
             "hnsw_k": check_int(hnsw_k, "hnsw_k", 1),
+            "mih_substrings": None if mih_substrings is None else check_int(mih_substrings, "mih_substrings", 10, 32),
         }
         self._searcher = searcher_cls(self._options)
         self._lock = ReadWriteLock()
@@ -184,6 +187,19 @@ class HashIndex:
         flat, _, _ = as_queries(queries, False)
         with self._lock.read():
             return self._searcher.knn(self._table, flat, k, threads)
+
+    def backend_stats(self) -> dict:
+        """What the backend did so far, for benchmarks and monitoring: for ``"mih"`` and
+        ``"auto"`` the query, scan-routed query, probe and candidate counts, the indexed rows,
+        substring widths and table bytes, and whether a rebuild runs; ``{}`` for the others."""
+        engine = getattr(self._searcher, "engine", None)
+        return engine.stats() if engine is not None else {}
+
+    def wait_for_backend(self, timeout: Optional[float] = None) -> bool:
+        """Wait for a background rebuild of the backend's tables (mih/auto); True when none
+        runs any more. Searches never need this: they stay exact meanwhile."""
+        engine = getattr(self._searcher, "engine", None)
+        return engine.wait(timeout) if engine is not None else True
 
     # ---- persistence ------------------------------------------------------------------
     def save(self, path: PathLike) -> None:
