@@ -16,6 +16,7 @@ from typing import Optional, Sequence
 from .. import __version__
 from ..hashes import PDQ_MATCH_THRESHOLD
 from ..submission import SubmissionError
+from .app import add_app_parser
 from .commands import cmd_bank, cmd_hash, cmd_match, cmd_show
 from .hub import add_hub_parser
 from .matcher import add_matcher_parser
@@ -98,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_hub_parser(sub)
     add_matcher_parser(sub)  # the HMA-compatible matcher
+    add_app_parser(sub)  # the survivor's local page
     return p
 
 

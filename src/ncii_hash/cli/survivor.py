@@ -13,20 +13,16 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import math
-import secrets
 import sys
-import urllib.parse
 from pathlib import Path
 from typing import Any, Optional, TextIO
 
-from .._util.http import HTTPConnectionError, HTTPStatusError, JsonClient, check_base_url
+from .._util.http import HTTPConnectionError, HTTPStatusError, check_base_url
+from .._util.hub_cases import MAX_CASE_NUMBER, TIMEOUT, case_request, open_case, retry_seconds
 from ..submission import read_submission
 from .output import render_submission, write_json
 from .usage import EXIT_OK, EXIT_SOME_FAILED, UsageError, shown
 
-TIMEOUT = 30.0  #: seconds per attempt
-SUBMIT_RETRIES = 5  #: connection errors, 5xx and 429, each resent with the same idempotency key
 KEEP_WORDS = ("Keep both somewhere safe: the case number and the PIN cannot be recovered or shown again.\n"
               "With them you can check the case or withdraw it at any time:\n"
               "  ncii-hash case status {case} --hub {hub}\n"
@@ -71,18 +67,16 @@ def cmd_submit(args: argparse.Namespace) -> int:
     render_submission(args.submission, sub, shown_to)
     shown_to.write(f"\nSending exactly this file to {hub}/cases ...\n")
     shown_to.flush()
-    client = JsonClient(hub, {}, timeout=args.timeout, retries=SUBMIT_RETRIES, backoff=1.0)
-    key = secrets.token_urlsafe(32)  # 256 random bits; the same on every retry of this submit
     try:
-        _, answer = client.request("POST", "cases", raw_body=body, headers={"Idempotency-Key": key})
+        opened = open_case(hub, body, timeout=args.timeout)
     except HTTPStatusError as exc:
         return failed(f"the hub did not open a case ({exc.status}): {exc.detail}")
     except HTTPConnectionError as exc:
         return failed(f"{exc}. The hub may or may not have received the submission: check with the hub's "
                       "operator before sending it again")
-    case, pin = (answer.get("case_number"), answer.get("pin")) if isinstance(answer, dict) else (None, None)
-    if not isinstance(case, str) or not isinstance(pin, str):
-        return failed("the hub's answer has no case number and PIN (is this the right address?)")
+    except ValueError as exc:
+        return failed(str(exc))
+    case, pin = opened.case_number, opened.pin
     if args.json:
         write_json({"case_number": case, "pin": pin}, sys.stdout)
         return EXIT_OK
@@ -95,19 +89,17 @@ def cmd_submit(args: argparse.Namespace) -> int:
 def cmd_case(args: argparse.Namespace) -> int:
     hub = hub_url(args.hub)
     case = args.case_number.strip()
-    if not case or len(case) > 64:
+    if not case or len(case) > MAX_CASE_NUMBER:
         raise UsageError(f"{args.case_number!r} is not a case number (like NC-7K3M-Q9TD-2XAV)")
     pin = read_pin(sys.stdin)
-    client = JsonClient(hub, {}, timeout=args.timeout, retries=3, backoff=1.0)
-    path = f"cases/{urllib.parse.quote(case, safe='')}/{args.case_action}"
     try:
-        _, answer = client.request("POST", path, body={"pin": pin}, retry_statuses=(502, 503, 504))
+        answer = case_request(hub, case, pin, args.case_action, timeout=args.timeout)
     except HTTPStatusError as exc:
         return failed(case_error(exc, withdrawing=args.case_action == "withdraw"))
     except HTTPConnectionError as exc:
         return failed(str(exc))
-    if not isinstance(answer, dict):
-        return failed("the hub's answer is not a case (is this the right address?)")
+    except ValueError as exc:
+        return failed(str(exc))
     if args.json:
         write_json(answer, sys.stdout)
     elif args.case_action == "status":
@@ -137,7 +129,7 @@ def read_pin(stdin: TextIO) -> str:
 def case_error(exc: HTTPStatusError, *, withdrawing: bool) -> str:
     unchanged = " Nothing was changed." if withdrawing else ""
     if exc.status == 429:
-        wait = math.ceil(exc.retry_after) if exc.retry_after is not None else None
+        wait = retry_seconds(exc)
         when = f"try again in {wait} second{'s' if wait != 1 else ''}" if wait is not None else "try again later"
         return f"too many wrong PINs for this case or from this computer; {when}.{unchanged}"
     if exc.status == 403:
