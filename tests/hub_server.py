@@ -22,6 +22,7 @@ from typing import Optional
 #: Cheap argon2 for tests (time 1, 8 KiB); production default is 3,65536.
 TEST_PIN_COST = "1,8"
 _ADDRESS = re.compile(r"^ncii-hash hub: serving (http://\S+) \(partner API at (http://\S+)\)$")
+_MATCHER_ADDRESS = re.compile(r"^ncii-hash matcher: serving (http://\S+) \(HMA 2.0 API\)$")
 STARTUP_SECONDS = 30
 
 
@@ -35,9 +36,13 @@ def init_store(target: str) -> None:
 
 
 class HubServer:
-    """One hub process over ``store`` (a file path or postgresql:// URL, created if missing)."""
+    """One hub process over ``store`` (a file path or postgresql:// URL, created if missing).
+    ``service="matcher"``: the HMA-compatible matcher over a bank instead (``matcher serve``;
+    the bank must exist)."""
 
-    def __init__(self, store: str, *, pin_cost: str = TEST_PIN_COST, extra_args: tuple[str, ...] = ()):
+    def __init__(self, store: str, *, pin_cost: str = TEST_PIN_COST, extra_args: tuple[str, ...] = (),
+                 service: str = "hub"):
+        self.service = service
         self.store = str(store)
         self.pin_cost = pin_cost
         self.extra_args = extra_args
@@ -50,7 +55,8 @@ class HubServer:
 
     # ---- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> "HubServer":
-        if not self.store.startswith("postgresql://") and not os.path.exists(self.store):
+        hub = self.service == "hub"
+        if hub and not self.store.startswith("postgresql://") and not os.path.exists(self.store):
             init_store(self.store)
         self._out_path.write_text("")
         self._err_path.write_text("")
@@ -58,8 +64,8 @@ class HubServer:
         err = open(self._err_path, "a")
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "ncii_hash", "hub", "serve", self.store, "--port", "0",
-                 "--pin-cost", self.pin_cost, *self.extra_args],
+                [sys.executable, "-m", "ncii_hash", self.service, "serve", self.store, "--port", "0",
+                 *(("--pin-cost", self.pin_cost) if hub else ()), *self.extra_args],
                 stdout=out, stderr=err, stdin=subprocess.DEVNULL, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         finally:
             out.close()
@@ -84,11 +90,12 @@ class HubServer:
             self.kill()
             raise RuntimeError(f"hub did not print its address in {STARTUP_SECONDS} s: {self.output()}")
         first = self._out_path.read_text().splitlines()[:1]
-        m = _ADDRESS.match(first[0]) if first else None
+        m = (_ADDRESS if self.service == "hub" else _MATCHER_ADDRESS).match(first[0]) if first else None
         if m is None:
             self.kill()
-            raise RuntimeError(f"hub did not start: {self.output()}")
-        self.url, self.api_url = m.group(1), m.group(2)
+            raise RuntimeError(f"{self.service} did not start: {self.output()}")
+        self.url = m.group(1)
+        self.api_url = m.group(2) if self.service == "hub" else self.url
 
     def stop(self) -> None:
         """SIGTERM (uvicorn's graceful shutdown), then SIGKILL after 15 s."""

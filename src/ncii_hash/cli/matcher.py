@@ -3,7 +3,8 @@
 
 Bound to loopback (the default) the routes are open, as HMA's are; bound to any other address
 the curation routes' writes need an API key (``add-key`` prints one once; the bank keeps its
-SHA-256), and ``--keys-for-matching`` asks one for ``/m/*`` and ``/h/*`` as well.
+SHA-256) -- on loopback too with ``--require-keys`` (a reverse proxy on the same host) -- and
+``--keys-for-matching`` asks one for ``/m/*`` and ``/h/*`` as well.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ def add_matcher_parser(sub: "argparse._SubParsersAction") -> None:
     x.add_argument("--backend", default=None, help="the index backend (default: HashIndex's default)")
     x.add_argument("--fetch-allow", action="append", default=[], metavar="HOST",
                    help="allow fetching media by URL from HOST and its subdomains (repeatable; default: never)")
+    x.add_argument("--require-keys", action="store_true",
+                   help="require an API key for writes on loopback too (behind a reverse proxy on this host)")
     x.add_argument("--keys-for-matching", action="store_true",
                    help="require an API key for /m/* and /h/* too (writes always need one off loopback)")
     x.add_argument("--poll", type=float, default=0.25, metavar="SECONDS",
@@ -53,7 +56,7 @@ def cmd_matcher(args: argparse.Namespace) -> int:
             raise UsageError("--poll must be positive")
         open_database(args.bank, create=False).close()  # a missing or foreign bank is a usage error now
         loopback = is_loopback_host(args.host)
-        settings = MatcherSettings(backend=backend, poll_seconds=args.poll, require_key_for_writes=not loopback,
+        settings = MatcherSettings(backend=backend, poll_seconds=args.poll, require_key_for_writes=args.require_keys or not loopback,
                                    require_key_for_matching=args.keys_for_matching, fetch_allow=tuple(args.fetch_allow))
         try:
             serve(Matcher(args.bank, settings), host=args.host, port=args.port)

@@ -47,6 +47,7 @@ def create_matcher_app(matcher: Matcher) -> FastAPI:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(StoreUnavailableError, _unavailable)
+    app.add_exception_handler(Exception, _internal)
     upload = matcher.settings.max_upload_bytes
     app.add_middleware(BodyLimit, error_key="message",
                        limit_for=lambda path: upload if path in UPLOAD_PATHS or path.endswith("/content") else JSON_LIMIT)
@@ -79,3 +80,8 @@ async def _invalid(request: Request, exc: Exception) -> JSONResponse:
 async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"message": "the matcher's store is unavailable; retry"}, status_code=503,
                         headers={"Retry-After": "1"})
+
+
+async def _internal(request: Request, exc: Exception) -> JSONResponse:
+    log.error("internal error (%s)", exc.__class__.__name__)  # the class only: no data reaches the log
+    return JSONResponse({"message": "internal error"}, status_code=500)

@@ -180,7 +180,7 @@ class BankCatalog:
             out[hid] = (cid, names[case], until == ENABLED or (until != DISABLED and until <= now))
         return out
 
-    def set_content(self, content_id: int, disable_until_ts: Optional[int], note: Optional[str], *,
+    def set_content(self, content_id: int, disable_until_ts: Optional[int], note: Optional[str],
                     set_note: bool) -> None:
         with self.access.write():
             until, old_note = self._settings([content_id]).get(content_id, (ENABLED, None))
@@ -192,7 +192,7 @@ class BankCatalog:
 
     def set_note(self, content_id: int, note: Optional[str]) -> None:
         if note is not None:
-            self.set_content(content_id, None, note, set_note=True)
+            self.set_content(content_id, None, note, True)
 
     # ---- helpers (inside a read) --------------------------------------------------------------
     def _items(self, rows: list[tuple[int, str, int, str]]) -> dict[int, tuple[int, str]]:

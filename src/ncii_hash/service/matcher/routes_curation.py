@@ -109,11 +109,14 @@ async def bank_delete(request: Request, bank_name: str) -> dict:
 # ---- content ----------------------------------------------------------------------------------
 async def _add(m: Matcher, bank_name: str, codes: Any, hex_value: str, note: Optional[str],
                quality: Optional[int] = None) -> dict:
-    await _catalog(m, "require", bank_name)
+    """HMA's answer ``{"id", "signals"}``, plus the keys its OpenAPI description requires of
+    these routes (``message``; ``disable_until_ts`` and ``bank``), so both kinds of client agree."""
+    bank: NamedBank = await _catalog(m, "require", bank_name)
     cid = await off_loop(m.add_content, bank_name, codes, quality)
     if note is not None:
         await _catalog(m, "set_note", cid, note)
-    return {"id": cid, "signals": {"pdq": hex_value}}
+    return {"id": cid, "signals": {"pdq": hex_value}, "disable_until_ts": 1, "bank": bank.as_json(),
+            "message": "Done"}
 
 
 @router.post("/bank/{bank_name}/signal", dependencies=write)
@@ -198,7 +201,7 @@ async def bank_update_content(request: Request, bank_name: str, content_id: int)
     content = await _content(m, bank_name, content_id)
     bank = await _catalog(m, "require", bank_name)
     return {**_content_json(content, bank, False), "collab_metadata": {}, "user_metadata": None,
-            "note": content.note}
+            "note": content.note, "message": "Done"}
 
 
 @router.delete("/bank/{bank_name}/content/{content_id}", dependencies=write)
@@ -207,11 +210,11 @@ async def bank_delete_content(request: Request, bank_name: str, content_id: int)
     bank: NamedBank = await _catalog(m, "require", bank_name)
     content: Optional[Content] = await _catalog(m, "content", content_id)
     if content is None or content.bank != bank_name:
-        return {"deleted": 0}
+        return {"deleted": 0, "message": "Done"}
     if bank.origin is not None:
         raise ApiError(403, "content synced from a hub or imported is removed by withdrawing its case at the source")
     withdrawn = await off_loop(m.delete_case, content.case_id)
-    return {"deleted": 1 if withdrawn else 0}
+    return {"deleted": 1 if withdrawn else 0, "message": "Done"}
 
 
 # ---- configuration ----------------------------------------------------------------------------
