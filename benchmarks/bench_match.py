@@ -41,7 +41,9 @@ N_CENTRES = 4096
 UNIFORM_FRACTION = 0.2
 HNSW_MAX_BANK = 1_000_000
 NUMPY_MAX_BANK = 1_000_000
-EXACT = ("flat", "faiss-flat", "faiss-mih")
+EXACT = ("flat", "mih", "auto", "faiss-flat", "faiss-mih")
+PYTX_MAX_BANK = 10_000_000  # pytx's PDQIndex is built from hex strings: ~2 GB of Python objects at 10M
+PHOTO_EDITS = ("jpeg_q50", "resize_0.25", "messaging_1280_q80", "contrast_0.7", "blur_r2", "noise_s10", "rot90")
 WITH_100M = os.environ.get("NCII_HASH_BENCH_100M") == "1"
 
 
@@ -138,6 +140,8 @@ def run(ctx: harness.Context) -> None:
                       table={})
     rng = np.random.default_rng(ctx.seed)
     centres = rng.integers(0, 256, (N_CENTRES, 32), dtype=np.uint8)
+    photo_codes, photo_queries = photo_hashes(ctx)
+    ctx.config.update(photos=len(photo_codes), photo_queries=len(photo_queries), photo_edits=list(PHOTO_EDITS))
 
     for n in sizes:
         lab = label(n)
@@ -147,7 +151,8 @@ def run(ctx: harness.Context) -> None:
         queries, planted = make_queries(rng, bank, centres, N_QUERIES)
         sets = dihedral_sets(rng, queries)
 
-        backends = ["flat"]
+        plant_photos(ctx, bank, photo_codes)
+        backends = ["flat", "mih", "auto"] if n <= 10_000_000 else ["flat", "auto"]
         if faiss is not None and n <= 10_000_000:
             backends += ["faiss-flat", "faiss-mih", "faiss-ivf"] + (["faiss-hnsw"] if n <= HNSW_MAX_BANK else [])
             if n > HNSW_MAX_BANK:
@@ -159,9 +164,15 @@ def run(ctx: harness.Context) -> None:
             t0 = time.perf_counter()
             ix = HashIndex(b, ivf_nlist=min(1024, max(1, int(np.sqrt(n)))))
             ix.add(bank)
+            ix.wait_for_backend()  # mih/auto build their tables in the background above 256k rows
             build = time.perf_counter() - t0
             indexes[b] = ix
             row[b] = {"build_s": round(build, 3), "bytes_per_hash": round((rss_bytes() - before) / n, 2)}
+            tables = ix.backend_stats()
+            if tables.get("table_bytes"):
+                # Steady state: codes + ids (40 B) + tables; a rebuild holds two sets of tables.
+                row[b].update(substrings=tables["substrings"], table_bytes_per_hash=round(tables["table_bytes"] / n, 1),
+                              peak_bytes_per_hash_rebuild=round(40 + 2 * tables["table_bytes"] / n, 1))
 
         # Bandwidth over the bank itself, and the single-query bound it implies.
         bw = {}
@@ -201,6 +212,7 @@ def run(ctx: harness.Context) -> None:
             ctx.ratio(name, "flat", "faiss-mih", target=8.0 if n >= 10_000_000 else None)
             ctx.ratio(name, "flat", "faiss-ivf")
             ctx.ratio(name, "flat", "faiss-hnsw")
+            ctx.ratio(name, "auto", "flat")  # "auto" may become the default only if never slower
 
         if n <= NUMPY_MAX_BANK and hasattr(np, "bitwise_count"):
             few = queries[:20]
@@ -232,15 +244,154 @@ def run(ctx: harness.Context) -> None:
                     row[m["subject"]][f"latency_ms_{t}t"] = {"p50": round(float(np.percentile(sm, 50)), 3),
                                                             "p99": round(float(np.percentile(sm, 99)), 3)}
             ctx.ratio(name, "flat", "faiss-mih")
+            ctx.ratio(name, "auto", "flat", target=20.0 if n >= 10_000_000 else None)
+            ctx.ratio(name, "auto", "faiss-mih", target=10.0 if n >= 10_000_000 else 3.0 if n >= 1_000_000 else None)
+        single_lookup_rows(ctx, lab, n, bank, queries, sets, indexes, row, photo_codes, photo_queries)
 
         print_table(lab, row)
         del indexes, bank
         gc.collect()
     ctx.config["ncii_hash_simd"] = ncii_hash.simd_level()
+    plot_growth(ctx)
+
+
+# ---- single lookups: the multi-index backends against the scan and pytx ------------------------
+def photo_hashes(ctx: harness.Context) -> tuple[np.ndarray, list[tuple[int, np.ndarray]]]:
+    """PDQ hashes of the photo dataset (planted in every bank) and of edited copies of them
+    ((photo number, hash) queries), from bench_quality's photo loader (generated images in
+    quick mode)."""
+    from PIL import Image
+
+    from benchmarks.bench_quality import load_photos
+    from benchmarks.edits import EDITS
+    from ncii_hash import pdq_hash
+
+    pixels = load_photos(ctx)[0]
+    rng = np.random.default_rng(ctx.seed + 1)
+    codes, queries = [], []
+    for i, px in enumerate(pixels):
+        codes.append(np.frombuffer(pdq_hash(px).hash, dtype=np.uint8))
+        im = Image.fromarray(px)
+        for name in PHOTO_EDITS:
+            edited = np.asarray(EDITS[name][1](im, rng).convert("RGB"))
+            queries.append((i, np.frombuffer(pdq_hash(edited).hash, dtype=np.uint8)))
+    return np.array(codes, dtype=np.uint8).reshape(-1, 32), queries
+
+
+def plant_photos(ctx: harness.Context, bank: np.ndarray, photo_codes: np.ndarray) -> None:
+    """Write the photo hashes over evenly spaced bank rows (row i * step holds photo i)."""
+    step = bank.shape[0] // max(1, len(photo_codes))
+    bank[: step * len(photo_codes) : step] = photo_codes
+
+
+def single_lookup_rows(ctx: harness.Context, lab: str, n: int, bank: np.ndarray, queries: np.ndarray,
+                       sets: np.ndarray, indexes: dict, row: dict, photo_codes: np.ndarray,
+                       photo_queries: list) -> None:
+    """Photo queries (exactness and latency), dihedral single lookups, two client threads,
+    pytx's PDQIndex, and which queries "auto" sent to the scan."""
+    import threading
+
+    step = n // max(1, len(photo_codes))
+    pq = np.array([q for _, q in photo_queries], dtype=np.uint8).reshape(-1, 32)
+    want = np.array([i * step for i, _ in photo_queries], dtype=np.int64)
+    ref = indexes["flat"].range_search(pq, RADIUS)
+    found = sum(int(w) in set(ref.ids[ref.lims[k]:ref.lims[k + 1]].tolist()) for k, w in enumerate(want))
+    row["photo_edit_recall"] = round(found / max(1, len(want)), 3)
+    for b in ("mih", "auto"):
+        if b in indexes:
+            got = indexes[b].range_search(pq, RADIUS)
+            ctx.check(f"{lab} {b}: photo-edit queries give exactly flat's results",
+                      np.array_equal(got.lims, ref.lims) and np.array_equal(got.ids, ref.ids), queries=len(pq),
+                      matches=int(ref.num_matches), recall_of_the_original=row["photo_edit_recall"])
+    nsingle = ctx.pick(100, 300)
+    subjects = [b for b in ("flat", "mih", "auto", "faiss-mih") if b in indexes]
+    name = f"{lab} photo-edit single query 1t"
+    ctx.compare(name, {b: cycling(lambda q, ix=indexes[b]: ix.range_search(q, RADIUS, threads=1), pq)
+                       for b in subjects}, items=1, per="query", repeats=nsingle, warmup=2)
+    ctx.ratio(name, "auto", "flat")
+    ctx.ratio(name, "auto", "faiss-mih")
+
+    # Dihedral single lookups (8 variants each).
+    name = f"{lab} dihedral single query 1t"
+    stats = ctx.compare(name, {b: cycling(lambda q, ix=indexes[b]: ix.range_search(q, RADIUS, dihedral=True, threads=1),
+                                          sets) for b in ("flat", "auto") if b in indexes},
+                        items=1, per="dihedral query", repeats=ctx.pick(30, 100), warmup=1)
+    for b, st in stats.items():
+        row[b]["dihedral_single_p50_ms"] = round(st.median * 1e3, 3)
+    ctx.ratio(name, "auto", "flat", target=None)
+
+    # Two client threads doing single lookups at once (what a matching service sees).
+    per_thread = ctx.pick(100, 400)
+
+    def two_clients(ix) -> Callable[[], object]:
+        def call() -> object:
+            def worker(offset: int) -> None:
+                for i in range(per_thread):
+                    k = (offset + i) % len(queries)
+                    ix.range_search(queries[k:k + 1], RADIUS, threads=1)
+            ts = [threading.Thread(target=worker, args=(o,)) for o in (0, len(queries) // 2)]
+            for t in ts:
+                t.start()
+            for t in ts:
+                t.join()
+            return None
+        return call
+
+    name = f"{lab} single lookups, 2 client threads"
+    stats = ctx.compare(name, {b: two_clients(indexes[b]) for b in ("flat", "auto", "mih") if b in indexes},
+                        items=2 * per_thread, per="query", repeats=ctx.pick(3, 5), warmup=1)
+    for b, st in stats.items():
+        row[b]["lookups_per_s_2_clients"] = round(2 * per_thread / st.median, 1)
+    ctx.ratio(name, "auto", "flat")
+
+    # pytx's own PDQIndex (FAISS multi-hash, 16 tables, nflip 1), one hex query per call.
+    pdq_index = ctx.peer("threatexchange.signal_type.pdq.pdq_index", dist="threatexchange")
+    if pdq_index is not None and n <= PYTX_MAX_BANK:
+        t0 = time.perf_counter()
+        pytx = pdq_index.PDQIndex([(code.tobytes().hex(), i) for i, code in enumerate(bank)])
+        row["pytx-PDQIndex"] = {"build_s": round(time.perf_counter() - t0, 1)}
+        hexes = [q.tobytes().hex() for q in queries]
+        state = {"i": 0}
+
+        def pytx_query() -> object:
+            state["i"] = (state["i"] + 1) % len(hexes)
+            return pytx.query(hexes[state["i"]])
+
+        name = f"{lab} single query 1t vs pytx"
+        stats = ctx.compare(name, {"auto": cycling(lambda q: indexes["auto"].range_search(q, RADIUS, threads=1), queries),
+                                   "pytx-PDQIndex": pytx_query}, items=1, per="query",
+                            repeats=ctx.pick(100, 300), warmup=2)
+        row["pytx-PDQIndex"]["p50_ms"] = round(stats["pytx-PDQIndex"].median * 1e3, 3)
+        ctx.ratio(name, "auto", "pytx-PDQIndex", target=10.0 if n >= 10_000_000 else 3.0 if n >= 1_000_000 else None)
+        del pytx
+    elif n > PYTX_MAX_BANK:
+        ctx.note(f"{lab}: pytx's PDQIndex not built (hex strings for every hash: beyond this machine's patience)")
+
+    for b in ("mih", "auto"):
+        if b in indexes:
+            st = indexes[b].backend_stats()
+            row[b]["routing"] = {k: st[k] for k in ("queries", "scanned", "probes", "candidates", "substrings")}
+            ctx.note(f"{lab} {b}: {st['scanned']} of {st['queries']} queries went to the scan; "
+                     f"{st['candidates'] / max(1, st['queries'] - st['scanned']):.0f} candidates and "
+                     f"{st['probes'] / max(1, st['queries'] - st['scanned']):.0f} bucket probes per probed query "
+                     f"({st['substrings']} substrings {st['widths']})")
+
+
+def plot_growth(ctx: harness.Context) -> None:
+    table = ctx.config["table"]
+    labs = list(table)
+    series = {}
+    for b in ("flat", "auto", "mih", "faiss-mih"):
+        vals = [table[lab].get(b, {}).get("latency_ms_1t", {}).get("p50") for lab in labs]
+        if any(v is not None for v in vals):
+            series[b] = vals
+    if ctx.out is not None and series:
+        ctx.plot_bars("match_single_lookup.png", "single lookup p50 (ms, log) by bank size", labs, series,
+                      ylabel="ms", log=True)
 
 
 def print_table(lab: str, row: dict) -> None:
-    keys = [k for k in row if isinstance(row[k], dict) and "build_s" in row[k]]
+    keys = [k for k in row if isinstance(row[k], dict) and "bytes_per_hash" in row[k]]
     print(f"\n== bank {lab}: bandwidth {row['bandwidth_GBps']} GB/s -> single-query bound "
           f"{row['single_query_bound_ms']} ms")
     head = ["backend", "build s", "B/hash", "recall", "q/s 1t", "q/s 2t", "p50 ms 1t", "p99 ms 1t", "p50 ms 2t",
