@@ -241,3 +241,34 @@ def test_other_bad_inputs() -> None:
     with pytest.raises(ValueError, match="8 dihedral"):
         index.query_dihedral(["a" * 64] * 3)
     assert index.query("A" * 64) == [] and len(index) == 0  # upper case is a valid query
+
+
+def test_queries_while_another_thread_adds() -> None:
+    """Every match a reader sees is a real entry at its true distance, while a writer adds
+    batches and switches the metadata from ints to objects half-way."""
+    import threading
+
+    bank = clustered_bank(81, centres=3, per_centre=400)
+    hx = hexes(bank)
+    index = NciiPdqIndex()
+    half = len(hx) // 2
+
+    def writer() -> None:
+        for lo in range(0, len(hx), 40):
+            index.add_all([(h, i if lo < half else ("row", i)) for i, h in enumerate(hx[lo:lo + 40], lo)])
+
+    queries = queries_for(bank, 82, 40)
+    thread = threading.Thread(target=writer)
+    thread.start()
+    rounds = 0
+    while thread.is_alive() or rounds == 0:
+        rounds += 1
+        for q in queries:
+            for m in index.query(q.tobytes().hex()):
+                row = m.metadata if isinstance(m.metadata, int) else m.metadata[1]
+                assert int(np.unpackbits(bank[row] ^ q).sum()) == m.similarity_info.distance <= 31
+    thread.join()
+    for q in queries[:10]:
+        got = Counter((m.metadata if isinstance(m.metadata, int) else m.metadata[1], m.similarity_info.distance)
+                      for m in index.query(q.tobytes().hex()))
+        assert got == oracle(bank, q, 31)

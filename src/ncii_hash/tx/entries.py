@@ -56,18 +56,15 @@ class EntryMetadata:
         self._size = start + n
         return np.arange(start, start + n, dtype=np.int64)
 
-    def get(self, entry_id: int) -> Any:
-        if self._objects is not None:
-            return self._objects[entry_id]
-        assert self._ints is not None
-        return int(self._ints[entry_id])
-
     def get_many(self, entry_ids: np.ndarray) -> list:
-        if self._objects is not None:
-            objects = self._objects
-            return [objects[i] for i in entry_ids.tolist()]
-        assert self._ints is not None
-        return self._ints[entry_ids].tolist()
+        """The metadata of live entries (readers may run while a writer extends: the list is
+        published before the array is dropped, and a grown array keeps every older slot)."""
+        ints, objects = self._ints, self._objects
+        if ints is not None and objects is None:
+            return ints[entry_ids].tolist()
+        objects = self._objects
+        assert objects is not None
+        return [objects[i] for i in entry_ids.tolist()]
 
     def release(self, entry_ids: Sequence[int]) -> None:
         """Drop the metadata of removed entries (their slots stay, empty)."""

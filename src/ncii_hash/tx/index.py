@@ -16,11 +16,13 @@ Contracts (the ones pytx's ``PDQIndex`` states, made exact):
   bytes form (``HashIndex.to_bytes``: 40 bytes per live hash) plus the metadata; a damaged
   pickle is refused (:class:`~ncii_hash.errors.IndexFileError`), never searched.
 * Thread-safety: queries may run concurrently (the kernel releases the GIL); ``add``/``remove``
-  are serialised against them by the ``HashIndex`` lock.
+  take the index's writer lock (one writer at a time) and the ``HashIndex`` lock serialises
+  them against running queries.
 """
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Iterable, Sequence, Tuple, TypeVar
 
 import numpy as np
@@ -80,6 +82,7 @@ class NciiPdqIndex(SignalTypeIndex[T]):
             raise ValueError(f"backend {backend!r} is approximate; NciiPdqIndex promises exact matches: "
                              "use an exact backend such as 'flat'")
         self._metadata = EntryMetadata()
+        self._writer = threading.Lock()
         self.add_all(entries)
 
     @property
@@ -132,20 +135,22 @@ class NciiPdqIndex(SignalTypeIndex[T]):
         except (TypeError, ValueError):
             raise TypeError("entries must be (pdq hex, metadata) pairs") from None
         codes = codes_from_hex(hexes)
-        ids = self._metadata.extend(values)
-        self._hashes.add(codes, ids)
+        with self._writer:
+            ids = self._metadata.extend(values)
+            self._hashes.add(codes, ids)
 
     def remove(self, signal_str: str, entry: Any = _ANY) -> int:
         """Remove the entries of hash ``signal_str`` (only those whose metadata equals
         ``entry``, when given); returns how many. Effective for every later query."""
-        exact = self._hashes.range_search(_query_code(signal_str), 0)
-        ids = exact.ids
-        if entry is not _ANY:
-            keep = [m == entry for m in self._metadata.get_many(ids)]
-            ids = ids[np.asarray(keep, dtype=bool)] if len(keep) else ids
-        removed = self._hashes.remove(ids)
-        self._metadata.release(ids.tolist())
-        return removed
+        code = _query_code(signal_str)
+        with self._writer:
+            ids = self._hashes.range_search(code, 0).ids
+            if entry is not _ANY:
+                keep = [m == entry for m in self._metadata.get_many(ids)]
+                ids = ids[np.asarray(keep, dtype=bool)] if len(keep) else ids
+            removed = self._hashes.remove(ids)
+            self._metadata.release(ids.tolist())
+            return removed
 
     # ---- pickling ---------------------------------------------------------------------
     def __getstate__(self) -> dict:
@@ -160,3 +165,4 @@ class NciiPdqIndex(SignalTypeIndex[T]):
         self.threshold = state["threshold"]
         self._hashes = state["hashes"]
         self._metadata = state["metadata"]
+        self._writer = threading.Lock()
