@@ -179,4 +179,4 @@ class Matcher:
         if bank is None or follower is None:
             return {"present": False, "built_to": -1, "size": 0}
         return {"present": True, "built_to": int(follower.last_ok), "size": bank.index_size,
-                "change_seq": follower.seq, "backend": self.settings.backend}
+                "change_seq": follower.seq, "backend": self.settings.backend, "source": bank.index_source}
