@@ -88,12 +88,10 @@
     $("drop").classList.remove("over");
     const files = [];
     const list = event.dataTransfer.items;
-    if (list && list.length && list[0].webkitGetAsEntry) {
-      const entries = Array.from(list).map((i) => i.webkitGetAsEntry()).filter(Boolean);
-      for (const e of entries) await entriesOf(e, files);
-    } else {
-      files.push(...Array.from(event.dataTransfer.files));
-    }
+    const entries = list && list.length && list[0].webkitGetAsEntry
+      ? Array.from(list).map((i) => i.webkitGetAsEntry()).filter(Boolean) : [];
+    for (const e of entries) await entriesOf(e, files);  // folders are walked
+    if (!entries.length) files.push(...Array.from(event.dataTransfer.files));
     hashAll(files.filter(isMedia).map((f) => ({ file: f })));
   }
 
