@@ -163,8 +163,9 @@ class BankCatalog:
             until, note = self._settings([content_id]).get(content_id, (ENABLED, None))
         return Content(content_id, row[1], row[3], bank, until, note, signals)
 
-    def hits(self, hash_ids: Iterable[int]) -> dict[int, tuple[int, Optional[str], bool]]:
-        """For matched hash ids still banked: ``hash_id -> (content id, bank name, enabled)``."""
+    def hits(self, hash_ids: Iterable[int]) -> dict[int, tuple[int, Optional[str], bool, float]]:
+        """For matched hash ids still banked: ``hash_id -> (content id, bank name, enabled,
+        the bank's matching_enabled_ratio)`` (one read for the whole batch)."""
         ids = list(hash_ids)
         if not ids:
             return {}
@@ -173,11 +174,14 @@ class BankCatalog:
             items = self._items([(int(r[0]), r[1], int(r[2]), r[3]) for r in rows])
             names = self._bank_names({case for _, case in items.values()})
             settings = self._settings({cid for cid, _ in items.values()})
+            ratios = dict(self.access.execute("SELECT name, enabled_ratio FROM named_banks").fetchall())
         now = time.time()
         out = {}
         for hid, (cid, case) in items.items():
             until = settings.get(cid, (ENABLED, None))[0]
-            out[hid] = (cid, names[case], until == ENABLED or (until != DISABLED and until <= now))
+            name = names[case]
+            out[hid] = (cid, name, until == ENABLED or (until != DISABLED and until <= now),
+                        float(ratios.get(name, 0.0)))
         return out
 
     def set_content(self, content_id: int, disable_until_ts: Optional[int], note: Optional[str],

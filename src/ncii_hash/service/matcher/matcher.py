@@ -48,6 +48,7 @@ class Hit:
     bank: Optional[str]
     enabled: bool
     distance: int
+    ratio: float  #: the bank's matching_enabled_ratio when the lookup ran
 
 
 @dataclass(frozen=True)
@@ -150,10 +151,10 @@ class Matcher:
                 got = resolved.get(m.hash_id)
                 if got is None:
                     continue  # withdrawn since
-                cid, bank, enabled = got
+                cid, bank, enabled, ratio = got
                 best = per_query[m.query].get(cid)
                 if best is None or m.distance < best.distance:
-                    per_query[m.query][cid] = Hit(cid, bank, enabled, m.distance)
+                    per_query[m.query][cid] = Hit(cid, bank, enabled, m.distance, ratio)
         return [sorted(d.values(), key=lambda h: (h.distance, h.content_id)) for d in per_query]
 
     # ---- writing ------------------------------------------------------------------------------
@@ -179,4 +180,6 @@ class Matcher:
         if bank is None or follower is None:
             return {"present": False, "built_to": -1, "size": 0}
         return {"present": True, "built_to": int(follower.last_ok), "size": bank.index_size,
-                "change_seq": follower.seq, "backend": self.settings.backend, "source": bank.index_source}
+                "change_seq": follower.seq, "backend": self.settings.backend, "source": bank.index_source,
+                "kernel_calls": self.batcher.calls if self.batcher else 0,
+                "batched_queries": self.batcher.queries if self.batcher else 0}

@@ -14,8 +14,8 @@ import asyncio
 import random
 from typing import Any, Optional
 
-from fastapi import APIRouter, Depends, Request
-from fastapi.responses import PlainTextResponse
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from ...hashes import PDQ_MATCH_THRESHOLD, hamming
 from .deps import (ApiError, banks_filter, flag, looker, matcher, off_loop, pdq_codes, ready_matcher, signal_type,
@@ -24,8 +24,10 @@ from .matcher import Hit, Matcher
 from .media import Hashed, MediaError, hash_image, uploaded_file
 
 router = APIRouter()
-m_router = APIRouter(prefix="/m", dependencies=[Depends(looker)])
-h_router = APIRouter(prefix="/h", dependencies=[Depends(looker)])
+# /m/* and /h/* check API keys inline (``await looker(request)``) rather than as router
+# dependencies: FastAPI's dependency machinery costs more than a lookup on the hot path.
+m_router = APIRouter(prefix="/m")
+h_router = APIRouter(prefix="/h")
 
 
 @router.get("/status", response_class=PlainTextResponse)
@@ -65,12 +67,14 @@ async def _hash_url(m: Matcher, url: str, content_type: Optional[str], types: Op
 
 @h_router.post("/hash")
 async def hash_post(request: Request) -> dict:
+    await looker(request)
     return {"pdq": (await _hash_upload(request, matcher(request))).hex}
 
 
 @h_router.get("/hash")
 async def hash_get(request: Request, url: Optional[str] = None, content_type: Optional[str] = None,
                    types: Optional[str] = None) -> dict:
+    await looker(request)
     if not url:
         raise ApiError(400, "url is required")
     return {"pdq": (await _hash_url(matcher(request), url, content_type, types)).hex}
@@ -88,81 +92,81 @@ async def _hits(m: Matcher, hashed_or_codes: Any, radius: int, dihedral: bool) -
     return rows[0]
 
 
-async def _by_bank(m: Matcher, hits: list[Hit], banks: Optional[set[str]], seed: Optional[str],
-                   bypass: bool) -> dict[str, list[dict]]:
+def _by_bank(hits: list[Hit], banks: Optional[set[str]], seed: Optional[str], bypass: bool) -> dict[str, list[dict]]:
     """HMA's lookup: enabled content only; a bank answers when its matching_enabled_ratio is
     at least the request's coin flip (seeded by ``seed``; 0 with ``bypass_coinflip``)."""
     live = [h for h in hits if h.enabled and h.bank is not None]
     if not live:
         return {}
-    assert m.catalog is not None
-    ratios = {b.name: b.enabled_ratio for b in await off_loop(m.catalog.banks)}
     coin = 0.0 if bypass else random.Random(seed).random()
-    enabled = {name for name in {h.bank for h in live} if name in ratios and ratios[name] >= coin}
-    if banks is not None:
-        enabled &= banks
     out: dict[str, list[dict]] = {}
     for h in live:
-        if h.bank in enabled:
-            out.setdefault(h.bank, []).append({"bank_content_id": h.content_id, "distance": str(h.distance)})
+        if h.ratio >= coin and (banks is None or h.bank in banks):
+            out.setdefault(str(h.bank), []).append({"bank_content_id": h.content_id, "distance": str(h.distance)})
     return out
 
 
 @m_router.get("/lookup")
-async def lookup_get(request: Request, url: Optional[str] = None, content_type: Optional[str] = None,
-                     types: Optional[str] = None, signal: Optional[str] = None,
-                     banks: Optional[str] = None, seed: Optional[str] = None, bypass_coinflip: Optional[str] = None,
-                     dihedral: Optional[str] = None) -> dict:
+async def lookup_get(request: Request) -> Response:
+    """Query parameters (read directly: this is the hot path) -- ``signal_type`` + ``signal``,
+    or ``url`` [+ ``content_type``, ``types``]; ``banks``, ``seed``, ``bypass_coinflip``;
+    extra: ``threshold``, ``dihedral`` (URL only)."""
+    await looker(request)
     q = request.query_params
     st, limit = q.get("signal_type"), threshold(q.get("threshold"), PDQ_MATCH_THRESHOLD)
-    bypass, wanted = flag(bypass_coinflip, "bypass_coinflip"), banks_filter(banks)
+    bypass, wanted, seed = flag(q.get("bypass_coinflip"), "bypass_coinflip"), banks_filter(q.get("banks")), q.get("seed")
     m = ready_matcher(request)
-    if url:
-        hashed = await _hash_url(m, url, content_type, types)
-        hits = await _hits(m, hashed, limit, flag(dihedral, "dihedral"))
-        by_bank = await _by_bank(m, hits, wanted, seed, bypass)
+    if q.get("url"):
+        hashed = await _hash_url(m, q["url"], q.get("content_type"), q.get("types"))
+        hits = await _hits(m, hashed, limit, flag(q.get("dihedral"), "dihedral"))
+        by_bank = _by_bank(hits, wanted, seed, bypass)
         if st is not None:  # HMA: the one signal type's matches, unwrapped
-            return by_bank if st == "pdq" else {}
-        return {"pdq": by_bank}
+            return JSONResponse(by_bank if st == "pdq" else {})
+        return JSONResponse({"pdq": by_bank})
+    signal = q.get("signal")
     if not signal or not st:
         raise ApiError(400, "Either url or both signal and signal_type are required")
     signal_type(st)
     codes = pdq_codes(signal)
-    return await _by_bank(m, await _hits(m, codes, limit, False), wanted, seed, bypass)
+    return JSONResponse(_by_bank(await _hits(m, codes, limit, False), wanted, seed, bypass))
 
 
 @m_router.post("/lookup")
 async def lookup_post(request: Request) -> dict:
+    await looker(request)
     q = request.query_params
     m = ready_matcher(request)
     limit, dihedral = threshold(q.get("threshold"), PDQ_MATCH_THRESHOLD), flag(q.get("dihedral"), "dihedral")
     hashed = await _hash_upload(request, m)
     hits = await _hits(m, hashed, limit, dihedral)
-    return {"pdq": await _by_bank(m, hits, banks_filter(q.get("banks")), q.get("seed"),
-                                  flag(q.get("bypass_coinflip"), "bypass_coinflip"))}
+    return {"pdq": _by_bank(hits, banks_filter(q.get("banks")), q.get("seed"),
+                            flag(q.get("bypass_coinflip"), "bypass_coinflip"))}
 
 
 @m_router.get("/raw_lookup")
-async def raw_lookup(request: Request, banks: Optional[str] = None, include_distance: Optional[str] = None) -> dict:
+async def raw_lookup(request: Request) -> Response:
     """Every banked item within the threshold, enabled or not (HMA: the index alone)."""
+    await looker(request)
     q = request.query_params
     for name in ("signal", "signal_type"):
         if not q.get(name):
             raise ApiError(422, f"{name} is required")
     signal_type(q.get("signal_type"))
     codes = pdq_codes(q.get("signal"))
-    limit, with_distance = threshold(q.get("threshold"), PDQ_MATCH_THRESHOLD), flag(include_distance, "include_distance")
+    limit = threshold(q.get("threshold"), PDQ_MATCH_THRESHOLD)
+    with_distance = flag(q.get("include_distance"), "include_distance")
     hits = await _hits(ready_matcher(request), codes, limit, False)
-    wanted = banks_filter(banks)
+    wanted = banks_filter(q.get("banks"))
     if wanted is not None:
         hits = [h for h in hits if h.bank in wanted]
     if with_distance:
-        return {"matches": [{"bank_content_id": h.content_id, "distance": str(h.distance)} for h in hits]}
-    return {"matches": [h.content_id for h in hits]}
+        return JSONResponse({"matches": [{"bank_content_id": h.content_id, "distance": str(h.distance)} for h in hits]})
+    return JSONResponse({"matches": [h.content_id for h in hits]})
 
 
 @m_router.post("/compare")
 async def compare(request: Request) -> dict:
+    await looker(request)
     try:
         body = await request.json()
     except ValueError:
@@ -185,7 +189,8 @@ async def compare(request: Request) -> dict:
 
 
 @m_router.get("/index/status")
-def index_status(request: Request) -> dict:
+async def index_status(request: Request) -> dict:
+    await looker(request)
     st = request.query_params.get("signal_type")
     if st is not None:
         signal_type(st)

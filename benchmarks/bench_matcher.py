@@ -1,0 +1,268 @@
+"""The HMA-compatible matcher over HTTP on loopback (docs/matcher.md): lookups/s, start time,
+memory and delete-to-no-match latency, against the same server's empty-route ceiling and
+python-threatexchange's pickled ``PDQIndex`` (what HMA 2.0 loads into every matcher).
+
+* **Lookups** -- ``GET /m/lookup?signal_type=pdq&signal=...`` (HMA's own request) from 1, 8
+  and 64 concurrent clients (keep-alive connections, spread over two load processes): lookups/s
+  and p50/p99 latency, half the queries a few bits from a banked hash, half random. In the same
+  run, the same clients on ``GET /status/live`` (no work at all) give the server's ceiling: the
+  issue's target is 4,000 lookups/s at 10M hashes or 80% of that ceiling, whichever is lower
+  (the load generator shares the machine's cores with the server).
+* **Start** -- a new matcher process, from spawn to ``/status`` 200 (its index loaded from the
+  saved memory snapshot plus the log tail); in-process, ``HashBank`` open vs ``pickle.load`` of
+  pytx's ``PDQIndex`` over the same hashes (HMA's ``SignalTypeIndex.deserialize``).
+* **Memory** -- resident set size of each matcher process (``/proc/PID/status`` VmRSS).
+* **Delete to no match** -- ``DELETE /c/bank/B/content/ID`` on one matcher, then
+  ``/m/raw_lookup`` on a *second* matcher process until the item is gone.
+
+Quick: 20k hashes, 1 s per load level; full: 10M (``--hashes N``; ``--backend NAME``, default
+the matcher's). Fixed seeds; warm-up; timings never fail the run, only a crash does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import importlib.util
+import multiprocessing
+import os
+import pickle
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Optional
+from urllib.parse import urlsplit
+
+import numpy as np
+
+from benchmarks import harness
+
+NAME = "matcher"
+TESTS = Path(__file__).resolve().parent.parent / "tests"
+CLIENT_LEVELS = (1, 8, 64)
+LOAD_PROCESSES = 2
+CHUNK = 200_000  #: hashes per case while filling the bank
+MODULES = ("fastapi", "uvicorn", "httpx")
+
+
+def _client_thread(host: str, port: int, paths: list[str], stop_at: float, out: list) -> None:
+    conn = http.client.HTTPConnection(host, port, timeout=120)
+    latencies, i, errors = [], 0, 0
+    while True:
+        t0 = time.perf_counter()
+        if t0 >= stop_at:
+            break
+        conn.request("GET", paths[i % len(paths)])
+        resp = conn.getresponse()
+        resp.read()
+        latencies.append(time.perf_counter() - t0)
+        errors += resp.status != 200
+        i += 1
+    conn.close()
+    out.append((latencies, errors))
+
+
+def _load_process(args: tuple) -> tuple[list[float], int]:
+    host, port, paths, threads, start_at, seconds = args
+    while time.time() < start_at:
+        time.sleep(0.001)
+    stop_at = time.perf_counter() + seconds
+    out: list = []
+    workers = [threading.Thread(target=_client_thread, args=(host, port, paths[k::threads] or paths, stop_at, out))
+               for k in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    return [x for lat, _ in out for x in lat], sum(e for _, e in out)
+
+
+def load(pool, url: str, paths: list[str], clients: int, seconds: float) -> dict:
+    """``clients`` keep-alive clients over ``LOAD_PROCESSES`` processes for ``seconds``."""
+    parts = urlsplit(url)
+    per = [clients // LOAD_PROCESSES + (1 if k < clients % LOAD_PROCESSES else 0) for k in range(LOAD_PROCESSES)]
+    start_at = time.time() + 0.3
+    jobs = [(parts.hostname, parts.port, paths[k::LOAD_PROCESSES] or paths, n, start_at, seconds)
+            for k, n in enumerate(per) if n]
+    results = pool.map(_load_process, jobs)
+    latencies = sorted(x for lat, _ in results for x in lat)
+    errors = sum(e for _, e in results)
+    return {"clients": clients, "requests": len(latencies), "per_s": round(len(latencies) / seconds, 1),
+            "p50_ms": round(harness.quantile(latencies, 0.5) * 1e3, 3) if latencies else None,
+            "p99_ms": round(harness.quantile(latencies, 0.99) * 1e3, 3) if latencies else None, "errors": errors}
+
+
+def rss_mib(pid: int) -> Optional[float]:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        return None
+    return None
+
+
+def fill_bank(path: Path, n: int, rng: np.random.Generator, backend: str) -> np.ndarray:
+    """A SQLite bank of ``n`` random hashes (cases of CHUNK), its snapshot saved; a sample of them."""
+    from ncii_hash.bank import HashBank
+
+    sample = []
+    with HashBank(path, backend=backend) as bank:
+        for start in range(0, n, CHUNK):
+            codes = rng.integers(0, 256, (min(CHUNK, n - start), 32), dtype=np.uint8)
+            bank.add_case(codes)
+            sample.append(codes[:: max(1, n // 2000)][:64])
+    return np.concatenate(sample)
+
+
+def queries(sample: np.ndarray, rng: np.random.Generator, count: int) -> list[str]:
+    """Half a few bits from a banked hash (hits), half random (misses), as lookup paths."""
+    out = []
+    for i in range(count):
+        if i % 2 == 0:
+            code = sample[i % len(sample)].copy()
+            for bit in rng.choice(256, size=int(rng.integers(0, 16)), replace=False):
+                code[bit // 8] ^= 1 << (bit % 8)
+        else:
+            code = rng.integers(0, 256, 32, dtype=np.uint8)
+        out.append(f"/m/lookup?signal_type=pdq&signal={bytes(code).hex()}")
+    return out
+
+
+def run(ctx: harness.Context) -> None:
+    missing = [m for m in MODULES if importlib.util.find_spec(m) is None]
+    if missing:
+        ctx.note(f"matcher benchmark not run: {', '.join(missing)} not installed")
+        return
+    sys.path.insert(0, str(TESTS))
+    import httpx
+    import matcher_helpers
+
+    from ncii_hash.bank import HashBank
+    from ncii_hash.service.matcher import DEFAULT_BACKEND
+
+    n = int(os.environ.get("NCII_HASH_BENCH_MATCHER_HASHES") or ctx.pick(20_000, 10_000_000))
+    backend = os.environ.get("NCII_HASH_BENCH_MATCHER_BACKEND") or DEFAULT_BACKEND
+    seconds = ctx.pick(1.0, 8.0)
+    rng = np.random.default_rng(ctx.seed)
+    ctx.config.update(seed=ctx.seed, hashes=n, backend=backend, seconds_per_level=seconds, client_levels=CLIENT_LEVELS,
+                      load_processes=LOAD_PROCESSES, store="sqlite")
+    work = Path(tempfile.mkdtemp(prefix="ncii-bench-matcher-"))
+    with contextlib.ExitStack() as stack:
+        stack.callback(shutil.rmtree, work, True)
+        bank_path = work / "bank.db"
+        t0 = time.perf_counter()
+        sample = fill_bank(bank_path, n, rng, backend)
+        ctx.config["fill_seconds"] = round(time.perf_counter() - t0, 1)
+
+        # ---- start: a new matcher process; in process, HashBank open vs pytx's pickled PDQIndex ----
+        t0 = time.perf_counter()
+        a = stack.enter_context(contextlib.closing(matcher_helpers.start_matcher(str(bank_path), "--backend", backend)))
+        started = time.perf_counter() - t0
+        client = stack.enter_context(httpx.Client(base_url=a.url, timeout=120))
+        status = client.get("/m/index/status").json()["pdq"]
+        ctx.config["matcher_start"] = {"seconds": round(started, 2), "index_source": status["source"],
+                                       "size": status["size"]}
+        ctx.check("the matcher loaded the saved snapshot and holds every hash",
+                  status["source"] == "snapshot" and status["size"] == n, **status)
+        cases = {"HashBank open (snapshot + log tail)":
+                 lambda: HashBank(bank_path, create=False, backend=backend).close(save_snapshot=False)}
+        pdq = ctx.peer("threatexchange.signal_type.pdq.pdq_index", dist="threatexchange")
+        if pdq is not None:
+            pickled = work / "pytx-pdq-index.pickle"
+            t0 = time.perf_counter()
+            entries = ((bytes(c).hex(), i) for i, c in enumerate(_all_hashes(bank_path)))
+            with open(pickled, "wb") as f:
+                pickle.dump(pdq.PDQIndex.build(entries), f)
+            ctx.config["pytx_build_and_pickle_seconds"] = round(time.perf_counter() - t0, 1)
+            ctx.config["pytx_pickle_bytes"] = pickled.stat().st_size
+
+            def unpickle() -> None:
+                with open(pickled, "rb") as f:
+                    pickle.load(f)
+            cases["pytx PDQIndex unpickle"] = unpickle
+        ctx.compare("index start", cases, items=n, per="hash", repeats=ctx.pick(3, 3), warmup=0)
+        ctx.ratio("index start", "HashBank open (snapshot + log tail)", "pytx PDQIndex unpickle",
+                  label="index start: HashBank vs pytx PDQIndex unpickle")
+
+        # ---- lookups vs the empty route, 1/8/64 clients ------------------------------------------
+        paths = queries(sample, rng, 4096)
+        expect_hit = client.get(paths[0]).json()
+        ctx.check("a query near a banked hash matches", bool(expect_hit), answer=expect_hit)
+        pool = stack.enter_context(multiprocessing.get_context("fork").Pool(LOAD_PROCESSES))
+        load(pool, a.url, paths[:64], 8, 0.5)  # warm-up
+        levels = {}
+        for clients in CLIENT_LEVELS:
+            lookups = load(pool, a.url, paths, clients, seconds)
+            live = load(pool, a.url, ["/status/live"], clients, seconds)
+            target = min(4000.0, 0.8 * live["per_s"])
+            levels[clients] = {"lookup": lookups, "status_live": live, "target_per_s": round(target, 1),
+                               "met": lookups["per_s"] >= target}
+            ctx.note(f"{clients} clients: {lookups['per_s']:,.0f} lookups/s (p50 {lookups['p50_ms']} ms, p99 "
+                     f"{lookups['p99_ms']} ms); /status/live {live['per_s']:,.0f}/s; target {target:,.0f}/s "
+                     f"{'met' if lookups['per_s'] >= target else 'missed'}")
+        ctx.config["load"] = levels
+        ctx.check("no lookup failed", all(v["lookup"]["errors"] == 0 for v in levels.values()))
+        ctx.config["rss_mib"] = {"matcher A after load": rss_mib(a.proc.pid)}
+
+        # ---- delete to no match, seen by a second matcher process -------------------------------
+        t0 = time.perf_counter()
+        b = stack.enter_context(contextlib.closing(matcher_helpers.start_matcher(str(bank_path), "--backend", backend)))
+        ctx.config["matcher_start"]["second_process_seconds"] = round(time.perf_counter() - t0, 2)
+        ctx.config["rss_mib"]["matcher B idle"] = rss_mib(b.proc.pid)
+        other = stack.enter_context(httpx.Client(base_url=b.url, timeout=120))
+        client.post("/c/banks", json={"name": "BENCH"})
+        gone = []
+
+        def delete_to_no_match() -> None:
+            value = bytes(rng.integers(0, 256, 32, dtype=np.uint8)).hex()
+            cid = client.post("/c/bank/BENCH/signal", json={"pdq": value}).json()["id"]
+            probe = {"signal_type": "pdq", "signal": value}
+            while other.get("/m/raw_lookup", params=probe).json()["matches"] != [cid]:
+                pass  # wait until B has it, untimed below
+            t_start = time.perf_counter()
+            client.delete(f"/c/bank/BENCH/content/{cid}")
+            while other.get("/m/raw_lookup", params=probe).json()["matches"]:
+                pass
+            gone.append(time.perf_counter() - t_start)
+
+        reps = ctx.pick(5, 20)
+        for _ in range(reps + 1):
+            delete_to_no_match()
+        lat = sorted(gone[1:])
+        ctx.config["delete_to_no_match_ms"] = {"p50": round(harness.quantile(lat, 0.5) * 1e3, 2),
+                                               "max": round(lat[-1] * 1e3, 2), "n": len(lat)}
+        ctx.note(f"delete on matcher A -> no match on matcher B: p50 {ctx.config['delete_to_no_match_ms']['p50']} ms, "
+                 f"max {ctx.config['delete_to_no_match_ms']['max']} ms ({len(lat)} deletions)")
+        ctx.config["rss_mib"]["matcher A at the end"] = rss_mib(a.proc.pid)
+        ctx.config["rss_mib"]["matcher B at the end"] = rss_mib(b.proc.pid)
+        ctx.note(f"resident memory per matcher process (MiB): {ctx.config['rss_mib']}")
+        ctx.note(f"matcher start (spawn to /status 200): {ctx.config['matcher_start']}")
+
+
+def _all_hashes(bank_path: Path) -> np.ndarray:
+    import sqlite3
+
+    con = sqlite3.connect(f"file:{bank_path}?mode=ro", uri=True)
+    try:
+        rows = con.execute("SELECT hash FROM hashes ORDER BY hash_id").fetchall()
+    finally:
+        con.close()
+    return np.frombuffer(b"".join(r[0] for r in rows), dtype=np.uint8).reshape(-1, 32)
+
+
+def main(argv=None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    for flag, env in (("--hashes", "NCII_HASH_BENCH_MATCHER_HASHES"), ("--backend", "NCII_HASH_BENCH_MATCHER_BACKEND")):
+        if flag in args:  # e.g. --hashes 1000000 --backend mih
+            i = args.index(flag)
+            os.environ[env] = args[i + 1]
+            del args[i:i + 2]
+    return harness.main(run, NAME, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
