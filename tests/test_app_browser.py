@@ -275,6 +275,24 @@ def test_drop_a_file(page, app):
     assert page.get_attribute("#thumbs img", "alt") == "photo 1 of 1, blurred"
 
 
+def test_reflow_at_320_pixels_and_the_check_by_keyboard(page, app):
+    page.set_viewport_size({"width": 320, "height": 640})
+    open_app(page, app)
+    for step in ("#step-check", "#step-choose"):
+        assert page.evaluate("() => document.scrollingElement.scrollWidth") <= 320, step
+        if step == "#step-check":
+            page.focus("input[name=age][value=yes]")
+            for name in ("age", "you", "intimate"):
+                if name != "age":
+                    page.keyboard.press("Tab")  # into the next group (its first radio)
+                page.keyboard.press("Space")
+                assert page.is_checked(f"input[name={name}][value=yes]")
+            page.keyboard.press("Tab")  # to Continue
+            page.keyboard.press("Enter")
+            assert page.is_visible("#step-choose")
+            assert page.evaluate("() => document.activeElement.id") == "choose-title"
+
+
 def test_the_accessibility_check_can_fail(page):
     page.set_content("<html><body><img src='data:,'><input type='text'></body></html>")
     with pytest.raises(AssertionError, match="image-alt"):
