@@ -34,10 +34,10 @@ def test_two_matchers_and_a_writer_agree(store):
         value = random_hex(rng)
         case = writer.add_case(codes(value))
         for c in clients:
-            assert until(lambda: len(raw(c, value)) == 1)
+            assert until(lambda c=c: len(raw(c, value)) == 1)
         writer.withdraw(case)
         for c in clients:
-            assert until(lambda: raw(c, value) == []), "a withdrawn case still matches"
+            assert until(lambda c=c: raw(c, value) == []), "a withdrawn case still matches"
 
         # content added and deleted through one matcher's API, seen by the other
         assert clients[0].post("/c/banks", json={"name": "LIVE_BANK"}).status_code == 201
@@ -46,7 +46,7 @@ def test_two_matchers_and_a_writer_agree(store):
         assert until(lambda: raw(clients[1], value) == [cid])
         assert clients[0].delete(f"/c/bank/LIVE_BANK/content/{cid}").json()["deleted"] == 1
         for c in clients:
-            assert until(lambda: raw(c, value) == []), "deleted content still matches"
+            assert until(lambda c=c: raw(c, value) == []), "deleted content still matches"
 
         # many changes: both matchers answer exactly what the writer left banked
         values = [random_hex(rng) for _ in range(24)]
@@ -56,7 +56,7 @@ def test_two_matchers_and_a_writer_agree(store):
             writer.withdraw(cases[i])
         for c in clients:
             for i, v in enumerate(values):
-                assert until(lambda: (raw(c, v) == []) == (i in gone)), (i, i in gone)
+                assert until(lambda c=c, i=i, v=v: (raw(c, v) == []) == (i in gone)), (i, i in gone)
         statuses = [c.get("/m/index/status").json()["pdq"] for c in clients]
         assert statuses[0]["size"] == statuses[1]["size"] == len(writer)
     finally:
