@@ -8,11 +8,13 @@ planted near-duplicates (distance 0..31) of bank rows.
 
 Reported per bank size: build time (``Index.build(entries)``), per-query time (``query(hex)``,
 one call per query), the pickled size per hash and the unpickle time
-(``SignalTypeIndex.deserialize``: what every HMA matcher does at start and on every index
-change), matches found vs. ours and recall of the planted matches, and a check that ours equals
-a NumPy brute force on the first queries. Our
-multi-index backends (``HashIndex(backend="mih"|"auto")``) are measured too where this build has them. Sizes: quick 100k; full 1M and 10M. PDQIndex2 is
-measured up to 1M only (it stores 1 KB of floats per hash: 10 GB at 10M).
+(``SignalTypeIndex.deserialize`` of a pickle file, page cache warm: what every HMA matcher does
+at start and on every index change), matches found vs. ours and recall of the planted matches,
+and a check that ours equals a NumPy brute force on the first queries. Our multi-index backends
+(``HashIndex(backend="mih"|"auto")``) are measured too where this build has them. Indexes are
+measured one after the other (build, check, query, pickle, unpickle, free), because at 10M
+pytx's indexes and pickles take several GB each. Sizes: quick 100k; full 1M and 10M. PDQIndex2
+is measured up to 1M only (it stores 1 KB of floats per hash: 10 GB at 10M).
 
     python -m benchmarks.bench_tx --quick --out bench-results
 """
@@ -20,10 +22,9 @@ measured up to 1M only (it stores 1 KB of floats per hash: 10 GB at 10M).
 from __future__ import annotations
 
 import gc
-import io
 import os
 import sys
-import time
+import tempfile
 from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
@@ -42,6 +43,7 @@ N_QUERIES = 1000
 PDQINDEX2_MAX_BANK = 1_000_000
 ORACLE_QUERIES = 20
 QUERIES_PER_CALL = 20
+CHECKED_QUERIES = 200  #: queries whose matches are compared across the indexes
 MULTI_INDEX_BACKENDS = ("mih", "auto")
 OURS, PYTX, PYTX2 = "NciiPdqIndex", "pytx PDQIndex", "pytx PDQIndex2"
 
@@ -56,12 +58,6 @@ def query_loop(index: Any, hexes: Sequence[str]) -> Callable[[], object]:
             index.query(h)
         return None
     return call
-
-
-def pickled(index: Any) -> bytes:
-    buf = io.BytesIO()
-    index.serialize(buf)
-    return buf.getvalue()
 
 
 def matches_of(index: Any, hexes: Sequence[str]) -> list[set]:
@@ -87,7 +83,6 @@ def run(ctx: harness.Context) -> None:
         ctx.note("threatexchange is not installed: nothing to compare (pip install 'ncii-hash[threatexchange]')")
         return
     ctx.peer("faiss", dist="faiss-cpu")
-    from threatexchange.signal_type.index import SignalTypeIndex
     from threatexchange.signal_type.pdq.pdq_index import PDQIndex
 
     from ncii_hash.index import backend_names
@@ -111,6 +106,8 @@ def run(ctx: harness.Context) -> None:
         ctx.config["table"][lab] = row
         bank = make_bank(rng, n, centres)
         queries, planted = make_queries(rng, bank, centres, N_QUERIES)
+        order = rng.permutation(N_QUERIES)  # planted and fresh queries mixed: any prefix has both
+        queries, planted = queries[order], planted[order]
         text = bank.tobytes().hex()  # HMA's entries: (hex, bank content id)
         entries = [(text[64 * i:64 * i + 64], i) for i in range(n)]
         del text
@@ -124,65 +121,82 @@ def run(ctx: harness.Context) -> None:
         elif PDQIndex2 is not None:
             ctx.note(f"{lab}: PDQIndex2 not built (1 KB of float32 per hash: {n * 1024 / 1e9:.0f} GB)")
 
-        # Build: Index.build(entries), the indexes kept for the query runs.
-        indexes: dict = {}
-
-        def builder(name: str, build: Callable[[list], Any]) -> Callable[[], object]:
-            def call() -> object:
-                indexes[name] = None  # the previous build (quick mode's second round) goes first
-                indexes[name] = build(entries)
-                return None
-            return call
-
-        bname = f"{lab} build"
-        stats = ctx.compare(bname, {k: builder(k, c) for k, c in classes.items()}, items=n, per="hash",
-                            repeats=ctx.pick(2, 1), warmup=0)
-        for k, st in stats.items():
-            row[k] = {"build_s": round(st.median, 3)}
-        ratios(ctx, bname, indexes)
-
-        # Correctness: ours equals brute force; what pytx finds of ours and of the planted matches.
+        # One index at a time (build, check, query, pickle, unpickle, free): at 10M hashes pytx's
+        # indexes and their pickles take several GB each, more than a shared machine can hold at once.
         truth = numpy_matches(bank, queries[:ORACLE_QUERIES])
-        ours = matches_of(indexes[OURS], qhex)
-        ctx.check(f"{lab} {OURS} equals a NumPy brute force ({ORACLE_QUERIES} queries)", ours[:ORACLE_QUERIES] == truth)
-        planted_rows = np.nonzero(planted >= 0)[0]
-        nq_check = ctx.pick(N_QUERIES, 200)
-        for name, ix in indexes.items():
-            found = ours if name == OURS else matches_of(ix, qhex[:nq_check])
-            total = sum(len(s) for s in ours[:nq_check])
-            got = sum(len(found[i] & ours[i]) for i in range(nq_check))
-            extra = sum(len(found[i] - ours[i]) for i in range(nq_check))
-            rec = np.mean([int(planted[i]) in found[i] for i in planted_rows if i < nq_check])
-            row[name].update(matches_found=got, matches_total=total, recall_planted=round(float(rec), 4))
-            ctx.check(f"{lab} {name}: finds no match ours misses; share of ours found", extra == 0,
-                      found=got, of=total, recall_planted=float(rec))
-
-        # Per-query time: the same queries (half planted) through every index, interleaved.
-        qname = f"{lab} query (one hash per call)"
-        timed = {k: query_loop(ix, qhex[:QUERIES_PER_CALL]) for k, ix in indexes.items()}
-        slow = PYTX2 in timed and n >= 1_000_000
-        stats = ctx.compare(qname, timed, items=QUERIES_PER_CALL, per="query", repeats=2 if slow else 5, warmup=1)
-        for k, st in stats.items():
-            row[k]["query_ms"] = round(1e3 * st.median / QUERIES_PER_CALL, 4)
-        ratios(ctx, qname, indexes)
-
-        # Pickled size and unpickle (start) time.
-        blobs = {}
-        for name, ix in indexes.items():
-            blobs[name] = pickled(ix)
-            row[name]["pickle_bytes_per_hash"] = round(len(blobs[name]) / n, 1)
-        del indexes
-        gc.collect()
+        ours: list = []
+        bname, qname = f"{lab} build", f"{lab} query (one hash per call)"
         uname = f"{lab} unpickle (SignalTypeIndex.deserialize)"
-        loads = {k: (lambda b=b: SignalTypeIndex.deserialize(io.BytesIO(b))) for k, b in blobs.items()}
-        stats = ctx.compare(uname, loads, items=1, per="index", repeats=ctx.pick(3, 2), warmup=0)
-        for k, st in stats.items():
-            row[k]["unpickle_s"] = round(st.median, 3)
-        ratios(ctx, uname, blobs)
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, build in classes.items():
+                row[name] = measure_index(ctx, name, build, entries, qhex, planted, ours, truth,
+                                          os.path.join(tmp, "index.pickle"), (bname, qname, uname), n)
+        for measurement in (bname, qname, uname):
+            ratios(ctx, measurement, row)
 
         print_table(lab, row, _core.simd_level())
-        del blobs, entries, bank
+        del entries, bank
         gc.collect()
+
+
+def measure_index(ctx: harness.Context, name: str, build: Callable[[list], Any], entries: list, qhex: list,
+                  planted: np.ndarray, ours: list, truth: list, path: str, names: tuple, n: int) -> dict:
+    """Build, check, query, pickle and unpickle one index; ``ours`` is filled by the first
+    (our flat index) and is what the others are compared with."""
+    from threatexchange.signal_type.index import SignalTypeIndex
+
+    bname, qname, uname = names
+    lab = bname.split()[0]
+    out: dict = {}
+    held: dict = {}
+
+    def build_once() -> object:
+        held.pop("index", None)  # the previous round's index goes first
+        held["index"] = build(entries)
+        return None
+
+    gc.collect()
+    out["build_s"] = round(ctx.compare(bname, {name: build_once}, items=n, per="hash", repeats=1,
+                                       warmup=0)[name].median, 3)  # one build: each is seconds to minutes
+    index = held.pop("index")
+
+    # Correctness: ours equals brute force; the others find nothing ours misses.
+    found = matches_of(index, qhex[:CHECKED_QUERIES])
+    if not ours:
+        ours.extend(found)
+        ctx.check(f"{lab} {name} equals a NumPy brute force ({ORACLE_QUERIES} queries)",
+                  ours[:ORACLE_QUERIES] == truth)
+    total = sum(len(s) for s in ours)
+    got = sum(len(f & o) for f, o in zip(found, ours))
+    extra = sum(len(f - o) for f, o in zip(found, ours))
+    rows = [i for i in range(len(found)) if planted[i] >= 0]
+    rec = float(np.mean([int(planted[i]) in found[i] for i in rows])) if rows else float("nan")
+    out.update(matches_found=got, matches_total=total, recall_planted=round(rec, 4))
+    ctx.check(f"{lab} {name}: finds no match ours misses; share of ours found", extra == 0, found=got, of=total,
+              recall_planted=rec)
+
+    # Per-query time (the same queries for every index; planted and fresh mixed).
+    slow = name == PYTX2 and n >= 1_000_000
+    st = ctx.compare(qname, {name: query_loop(index, qhex[:QUERIES_PER_CALL])}, items=QUERIES_PER_CALL,
+                     per="query", repeats=2 if slow else 5, warmup=1)[name]
+    out["query_ms"] = round(1e3 * st.median / QUERIES_PER_CALL, 4)
+
+    # Pickle to a file (as HMA stores a large object), then time loading it back.
+    with open(path, "wb") as f:
+        index.serialize(f)
+    out["pickle_bytes_per_hash"] = round(os.path.getsize(path) / n, 1)
+    del index
+    gc.collect()
+
+    def load() -> object:
+        with open(path, "rb") as f:
+            return SignalTypeIndex.deserialize(f)
+
+    load()  # warm the page cache: the timing is the unpickle, not the disk
+    out["unpickle_s"] = round(ctx.compare(uname, {name: load}, items=1, per="index", repeats=ctx.pick(3, 2),
+                                          warmup=0)[name].median, 3)
+    os.unlink(path)
+    return out
 
 
 def ratios(ctx: harness.Context, name: str, subjects: dict) -> None:
