@@ -68,23 +68,25 @@ def create_app(state: AppState, keys: AppKeys, *, on_idle: Optional[Callable[[],
         state.heartbeat()
         return Response(status_code=204)
 
-    async def hashed(read: Callable[[], Any], features: bool) -> JSONResponse:
+    async def hashed(request: Request, read: Callable[[], Any], features: bool) -> Response:
         async with one_file():  # one file's bytes in memory at a time
             try:
                 data = await read()
                 media = await run_in_threadpool(hash_media, data, features=features)
                 del data
+                if await request.is_disconnected():  # cancelled by the page: keep nothing
+                    return Response(status_code=204)
                 item_id = state.add(media)
             except Refused as exc:
                 return JSONResponse({"error": exc.code}, status_code=422)
         return JSONResponse({"id": item_id, **media.summary()})
 
     @app.post("/api/hash")
-    async def hash_upload(request: Request, features: bool = False) -> JSONResponse:
-        return await hashed(lambda: read_body(request, MAX_FILE_BYTES), features)
+    async def hash_upload(request: Request, features: bool = False) -> Response:
+        return await hashed(request, lambda: read_body(request, MAX_FILE_BYTES), features)
 
     @app.post("/api/folder/{index}")
-    async def hash_folder_file(index: int, features: bool = False) -> JSONResponse:
+    async def hash_folder_file(request: Request, index: int, features: bool = False) -> Response:
         if not 0 <= index < len(state.folder_files):
             raise HTTPException(404, "no such file in the folder")
         path = state.folder_files[index]
@@ -97,7 +99,7 @@ def create_app(state: AppState, keys: AppKeys, *, on_idle: Optional[Callable[[],
             except OSError:
                 raise Refused("unreadable") from None
 
-        return await hashed(read, features)
+        return await hashed(request, read, features)
 
     @app.post("/api/forget")
     async def forget(request: Request) -> dict:

@@ -76,7 +76,7 @@ class AppState:
                 self._submission = None
                 return None
             images = [m for m in chosen if m.kind == "image"]
-            hashes = [m.pdq for m in images]
+            hashes = [m.pdq for m in images if m.pdq is not None]
             sub = make_submission(np.stack(hashes) if hashes else np.zeros((0, 32), np.uint8), [m.quality for m in images],
                                   videos=[m.video for m in chosen if m.video is not None],
                                   features=[m.features for m in images if features and m.features])
