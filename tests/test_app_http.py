@@ -239,10 +239,20 @@ def test_folder_files_are_hashed_from_disk_the_same_way(client, app, media):
     (b"hello, this is a note\n" * 10, "unsupported"),
     (b"%PDF-1.4\n" + bytes(200), "unsupported"),
     (None, "unreadable"),  # a truncated JPEG
+    ("huge", "too_large"),  # a PNG header announcing 400 megapixels (refused before decoding)
 ])
 def test_unusable_files_get_a_code_the_page_words(client, app, data, code):
     if data is None:
         data = encode(picture(11), "JPEG")[:600]
+    elif data == "huge":
+        import struct
+        import zlib
+
+        def chunk(kind: bytes, body: bytes) -> bytes:
+            return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+        data = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 20000, 20000, 8, 2, 0, 0, 0))
+                + chunk(b"IDAT", zlib.compress(bytes(1000))) + chunk(b"IEND", b""))
     r = client.post("/api/hash", content=data, headers=post_headers(app))
     assert r.status_code == 422 and r.json() == {"error": code}
     assert_guarded(r)

@@ -173,3 +173,15 @@ def test_cli_refuses_bad_options_before_binding(args, words):
     done = subprocess.run([sys.executable, "-m", "ncii_hash", "app", "--no-browser", *args],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and words in done.stderr and done.stdout == ""
+
+
+def test_a_missing_browser_skips_here_and_fails_under_ci(monkeypatch):
+    import browser
+
+    monkeypatch.setattr(browser, "find_chromium", lambda: None)
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="no Chromium found"):
+        browser.require_browser()
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI=true"):
+        browser.require_browser()
