@@ -190,3 +190,25 @@ def test_compare_index_and_configuration_routes(served):
                                  ("GET", "/h/hash", {"url": "http://127.0.0.1:9/x.jpg"})):
         r = client.request(method, path, params=params)
         assert r.status_code == 403 and "off" in r.json()["message"]
+
+
+def test_a_banked_video_is_one_content_item(served):
+    """A case's video is one item: any frame's match reports the video's content id (its first
+    frame's hash id), which the content route shows with the video's MD5."""
+    from ncii_hash.bank import HashBank
+
+    client, api, target = served
+    rng = np.random.default_rng(23)
+    frames = rng.integers(0, 256, (3, 32), dtype=np.uint8)
+    md5 = "0123456789abcdef0123456789abcdef"
+    with HashBank(target, create=False) as writer:
+        writer.add_case(videos=[(frames, np.array([90, 90, 90]), md5)])
+    hits = [client.get("/m/raw_lookup", params={"signal_type": "pdq", "signal": bytes(f).hex()}).json()["matches"]
+            for f in frames]
+    assert len({tuple(h) for h in hits}) == 1 and len(hits[0]) == 1
+    cid = hits[0][0]
+    r = client.get(f"/c/bank/LOCAL/content/{cid}", params={"include_signals": "true"})
+    assert api.check("GET", "/c/bank/{bank_name}/content/{content_id}", r)["signals"] == {"video_md5": md5}
+    assert client.get(f"/c/bank/LOCAL/content/{cid + 1}").status_code == 404  # a later frame is no item
+    r = client.get("/m/lookup", params={"signal_type": "pdq", "signal": bytes(frames[2]).hex()})
+    assert r.json() == {"LOCAL": [{"bank_content_id": cid, "distance": "0"}]}

@@ -165,23 +165,33 @@ class BankCatalog:
 
     def hits(self, hash_ids: Iterable[int]) -> dict[int, tuple[int, Optional[str], bool, float]]:
         """For matched hash ids still banked: ``hash_id -> (content id, bank name, enabled,
-        the bank's matching_enabled_ratio)`` (one read for the whole batch)."""
+        the bank's matching_enabled_ratio)``. One read of two statements for the whole batch
+        (the lookup batcher's thread gives up the GIL at each statement; few is fast)."""
         ids = list(hash_ids)
         if not ids:
             return {}
         with self.access.read():
-            rows = self.access.db.rows_for_ids("SELECT hash_id, case_id, item, kind FROM hashes WHERE hash_id IN ({})", ids)
-            items = self._items([(int(r[0]), r[1], int(r[2]), r[3]) for r in rows])
-            names = self._bank_names({case for _, case in items.values()})
-            settings = self._settings({cid for cid, _ in items.values()})
-            ratios = dict(self.access.execute("SELECT name, enabled_ratio FROM named_banks").fetchall())
+            rows = self.access.db.rows_for_ids(
+                "SELECT h.hash_id, h.case_id, h.item, h.kind, bc.bank, cs.disable_until_ts FROM hashes h "
+                "LEFT JOIN bank_cases bc ON bc.case_id = h.case_id "
+                "LEFT JOIN content_settings cs ON cs.content_id = h.hash_id WHERE h.hash_id IN ({})", ids)
+            banks = self.access.execute("SELECT name, enabled_ratio, origin FROM named_banks").fetchall()
+            frames = [(int(r[0]), r[1], int(r[2]), r[3]) for r in rows if r[3] != "image"]
+            videos = self._items(frames) if frames else {}  # a frame's content is its video's first row
+            video_settings = self._settings({cid for cid, _ in videos.values()}) if videos else {}
+        ratios = {name: float(ratio) for name, ratio, _ in banks}
+        origins = {origin: name for name, _, origin in banks if origin is not None}
         now = time.time()
         out = {}
-        for hid, (cid, case) in items.items():
-            until = settings.get(cid, (ENABLED, None))[0]
-            name = names[case]
-            out[hid] = (cid, name, until == ENABLED or (until != DISABLED and until <= now),
-                        float(ratios.get(name, 0.0)))
+        for hid, case, _, kind, named, until in rows:
+            name = named if named is not None else origins.get("hub" if case.startswith(HUB_CASE_PREFIX) else "local")
+            cid = int(hid)
+            if kind != "image":
+                cid = videos[int(hid)][0]
+                until = video_settings.get(cid, (ENABLED, None))[0]
+            until = ENABLED if until is None else int(until)
+            out[int(hid)] = (cid, name, until == ENABLED or (until != DISABLED and until <= now),
+                             ratios.get(name, 0.0) if name is not None else 0.0)
         return out
 
     def set_content(self, content_id: int, disable_until_ts: Optional[int], note: Optional[str],
