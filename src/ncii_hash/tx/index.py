@@ -39,13 +39,24 @@ T = TypeVar("T")
 STATE_VERSION = 1
 
 _ANY = object()
+_PARSE_CHUNK = 1 << 20
 
 
 def codes_from_hex(hexes: Sequence[object], what: str = "PDQ hex") -> np.ndarray:
-    """``(N, 32)`` uint8 codes of N PDQ hex strings, parsed in one ``bytes.fromhex`` call.
+    """``(N, 32)`` uint8 codes of N PDQ hex strings, parsed by ``bytes.fromhex`` a million at a
+    time (a 10M-hash build holds one 64 MB joined string at a time, not 640 MB).
 
     Anything that is not 64 hex digits (surrounding whitespace and upper case are accepted,
     as by :func:`ncii_hash.hashes.from_hex`) raises ValueError naming its position."""
+    n = len(hexes)
+    codes = np.empty((n, PDQ_HASH_BYTES), dtype=np.uint8)
+    for lo in range(0, n, _PARSE_CHUNK):
+        chunk = hexes[lo:lo + _PARSE_CHUNK]
+        codes[lo:lo + len(chunk)] = _parse_chunk(chunk, lo, what)
+    return codes
+
+
+def _parse_chunk(hexes: Sequence[object], offset: int, what: str) -> np.ndarray:
     n = len(hexes)
     if all(type(h) is str and len(h) == PDQ_HEX_LENGTH for h in hexes):
         try:
@@ -56,8 +67,12 @@ def codes_from_hex(hexes: Sequence[object], what: str = "PDQ hex") -> np.ndarray
             return np.frombuffer(raw, dtype=np.uint8).reshape(n, PDQ_HASH_BYTES)
     for i, h in enumerate(hexes):  # the slow path finds and names the bad item
         if not isinstance(h, str):
-            raise TypeError(f"{what} at position {i} must be a str, got {type(h).__name__}")
-    return from_hex(hexes)  # type: ignore[arg-type]
+            raise TypeError(f"{what} at position {offset + i} must be a str, got {type(h).__name__}")
+        try:
+            from_hex(h)
+        except ValueError as exc:
+            raise ValueError(f"{what} at position {offset + i}: {exc}") from None
+    return from_hex(hexes)  # type: ignore[arg-type]  # valid, but padded with whitespace
 
 
 def _query_code(signal: object) -> np.ndarray:
