@@ -263,3 +263,11 @@ def test_the_log_names_no_file_and_no_hash(app, media):
     for path in media.values():
         assert path.name not in out and path.stem not in out
     assert not any(len(w) == 64 and all(c in "0123456789abcdef" for c in w) for w in out.split())
+
+
+def test_nothing_reached_the_temp_folder(client, app, spool, media):
+    """Last in this module: after every upload above (pictures, HEIC, the video, the refusals),
+    the app's TMPDIR is still empty."""
+    r = client.post("/api/hash", content=media["video"].read_bytes(), headers=post_headers(app))
+    assert r.status_code == 200
+    assert sorted(p.name for p in spool.iterdir()) == []
