@@ -67,6 +67,9 @@ def test_token_becomes_a_strict_cookie_named_after_the_port_and_leaves_the_url(a
         assert app.token not in cookie
         assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/" in cookie
         assert_guarded(r)
+        for odd in ("//evil.example/", "/api/state", "/\\evil.example"):
+            r = c.get(f"{odd}?token={app.token}", follow_redirects=False)
+            assert r.status_code == 303 and r.headers["location"] == "/", odd
         page = c.get("/?lang=ar")
         assert page.status_code == 200 and 'dir="rtl"' in page.text and 'lang="ar"' in page.text
         assert_guarded(page)

@@ -2,7 +2,7 @@
 model of a notebook server on localhost (see docs/app.md, "Security"):
 
 * **Token to cookie.** The address printed (and opened) carries a random 256-bit token. A GET
-  with the right token is answered with a redirect to the same address without it and a
+  with the right token is answered with a redirect to the page (``/``, other query kept) without it and a
   session cookie (another 256 random bits): ``HttpOnly`` (no script reads it),
   ``SameSite=Strict`` (no other site's page sends it) and named after the port, because
   cookies are not kept apart by port and another local server would otherwise see it. Every
@@ -136,7 +136,9 @@ class Guard:
             await _html(send, 403, FORBIDDEN_PAGE)
             return
         rest = urlencode([(k, v) for k, v in query if k != "token"])
-        location = path + ("?" + rest if rest else "")
+        # Always to the page itself: a path such as //elsewhere would make a scheme-relative
+        # Location (an open redirect).
+        location = "/" + ("?" + rest if rest else "")
         cookie = f"{self.keys.cookie_name}={self.keys.session}; HttpOnly; SameSite=Strict; Path=/"
         await send({"type": "http.response.start", "status": 303,
                     "headers": [(b"location", location.encode("latin-1")), (b"set-cookie", cookie.encode()),
