@@ -185,3 +185,12 @@ def test_a_missing_browser_skips_here_and_fails_under_ci(monkeypatch):
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception, match="CI=true"):
         browser.require_browser()
+
+
+def test_without_opencv_the_opt_in_is_not_offered_and_hashing_goes_on(monkeypatch):
+    import ncii_hash.service.app.hashing as hashing
+
+    monkeypatch.setattr(hashing, "try_import", lambda name: None)
+    assert not hashing.features_available()
+    media = hashing.hash_media(encode(picture(6), "PNG"), features=True)
+    assert media.features is None and media.pdq is not None

@@ -17,7 +17,8 @@ from typing import Optional
 
 import numpy as np
 
-from ...errors import ImageError, VideoError
+from ..._util.optional import try_import
+from ...errors import FeatureError, ImageError, VideoError
 from ...image import pdq_hash
 from ...image.opening import opened_image
 from ...submission import SubmittedVideo, video_item
@@ -128,17 +129,17 @@ def make_thumbnail(data: bytes) -> str:
 def _features(data: bytes) -> Optional[bytes]:
     """The image's local feature set (the opt-in of ``ncii-hash hash --features``), or None
     when OpenCV is missing or the picture has too little texture."""
-    try:
-        from ...features import image_features
-    except ImportError:
+    if not features_available():
         return None
-    fs = image_features(data)
+    from ...features import image_features
+
+    try:
+        fs = image_features(data)
+    except (ImportError, FeatureError):
+        return None
     return fs.to_bytes() if fs.usable else None
 
 
 def features_available() -> bool:
-    try:
-        from ...features import image_features  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """Can local features be made here (OpenCV installed: the ``features`` extra)?"""
+    return try_import("cv2") is not None
