@@ -69,10 +69,13 @@ def hash_media(data: bytes, *, seconds_per_hash: float = 1.0, features: bool = F
     if _is_video(data[:512]):
         return _hash_video(data, seconds_per_hash)
     try:
-        thumbnail = make_thumbnail(data)
         result = pdq_hash(data)
     except ImageError as exc:
         raise Refused(_image_refusal(exc.reason)) from None
+    try:
+        thumbnail: Optional[str] = make_thumbnail(data)
+    except Exception:  # noqa: BLE001 - an odd pixel mode: the hash stands, the page shows a plain tile
+        thumbnail = None
     fset = _features(data) if features else None
     return HashedMedia(kind="image", pdq=result.hash.copy(), quality=int(result.quality), features=fset,
                        thumbnail=thumbnail)

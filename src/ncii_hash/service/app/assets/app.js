@@ -165,10 +165,10 @@
       return img;
     }
     const box = document.createElement("span");
-    box.className = "thumb video";
+    box.className = "thumb plain";
     box.setAttribute("role", "img");
     box.setAttribute("aria-label", text);
-    box.textContent = t("video");
+    box.textContent = t(item.kind === "video" ? "video" : "photo");
     return box;
   }
 
