@@ -145,17 +145,14 @@ async def bank_add_content(request: Request, bank_name: str) -> dict:
     try:
         if q.get("url"):
             data = await off_loop(m.fetcher.fetch, q["url"], q.get("content_type"))
-            note = None
         else:
-            _, data = uploaded_file(request.headers.get("content-type"),
-                                    await request.body())
-            note = None
+            _, data = uploaded_file(request.headers.get("content-type"), await request.body())
         hashed = await off_loop(hash_image, data)
     except MediaError as exc:
         raise ApiError(exc.status, exc.message) from None
     if hashed.codes is None:
         raise ApiError(400, f"the photo's PDQ quality is {hashed.quality}, below 50: it would match unrelated images")
-    return await _add(m, bank_name, hashed.codes, hashed.hex, note, hashed.quality)
+    return await _add(m, bank_name, hashed.codes, hashed.hex, None, hashed.quality)
 
 
 async def _content(m: Matcher, bank_name: str, content_id: int) -> Content:
