@@ -150,3 +150,27 @@ def media_files(folder: Path) -> dict[str, Path]:
         (folder / name).write_bytes(data)
         out[kind] = folder / name
     return out
+
+
+# ---- submissions ---------------------------------------------------------------------------------
+def cli_submission(files, folder: Path) -> dict:
+    """``ncii-hash hash FILES -o`` run as a user would; the submission it wrote."""
+    import json
+
+    out = folder / "cli-submission.json"
+    done = subprocess.run([sys.executable, "-m", "ncii_hash", "hash", *map(str, files), "-o", str(out), "-q"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return json.loads(out.read_text())
+
+
+def canonical(sub: dict) -> list:
+    """A submission's items with their shuffled order (and videos' frame order) taken out."""
+    import json
+
+    items = []
+    for item in sub["items"]:
+        if item["kind"] == "video":
+            item = {**item, "frames": sorted(item["frames"], key=lambda f: f["pdq"])}
+        items.append(json.dumps(item, sort_keys=True))
+    return sorted(items)

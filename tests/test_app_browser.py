@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from app_server import AppServer, encode, media_files, picture
+from app_server import AppServer, canonical, cli_submission, encode, media_files, picture
 from browser import LoopbackOnly, find_chromium, require_browser
 from hub_server import HubServer
 
@@ -105,23 +103,6 @@ def wait_text(page, selector: str, start: str) -> None:
 
 def status(page) -> str:
     return page.inner_text("#status")
-
-
-def cli_submission(files, tmp_path) -> dict:
-    out = tmp_path / "cli.json"
-    done = subprocess.run([sys.executable, "-m", "ncii_hash", "hash", *map(str, files), "-o", str(out), "-q"],
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    return json.loads(out.read_text())
-
-
-def canonical(sub: dict) -> list:
-    items = []
-    for item in sub["items"]:
-        if item["kind"] == "video":
-            item = {**item, "frames": sorted(item["frames"], key=lambda f: f["pdq"])}
-        items.append(json.dumps(item, sort_keys=True))
-    return sorted(items)
 
 
 # ---- the whole flow ------------------------------------------------------------------------------
