@@ -26,7 +26,8 @@ VIDEO = Path(__file__).parent / "data" / "vpdq" / "test-padded-dimensions.mp4"
 
 class AppServer:
     def __init__(self, *, folder: Optional[Path] = None, tmpdir: Optional[Path] = None,
-                 extra_args: Sequence[str] = ()):
+                 extra_args: Sequence[str] = (), browser: str = ""):
+        self.browser = browser  #: $BROWSER for the app (webbrowser's command); "" = --no-browser
         self.folder = folder
         self.tmpdir = tmpdir
         self.extra_args = tuple(extra_args)
@@ -40,7 +41,10 @@ class AppServer:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         if self.tmpdir is not None:
             env["TMPDIR"] = str(self.tmpdir)
-        args = [sys.executable, "-m", "ncii_hash", "app", "--no-browser", "--port", "0", *self.extra_args]
+        if self.browser:
+            env["BROWSER"] = self.browser
+        opening = [] if self.browser else ["--no-browser"]
+        args = [sys.executable, "-m", "ncii_hash", "app", *opening, "--port", "0", *self.extra_args]
         if self.folder is not None:
             args.append(str(self.folder))
         with open(self._out, "w") as out, open(self._err, "w") as err:

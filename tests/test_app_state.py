@@ -122,6 +122,20 @@ def test_the_app_stops_by_itself_when_idle(tmp_path):
         app.close()
 
 
+def test_the_default_browser_is_opened_at_the_printed_address(tmp_path):
+    import shlex
+
+    import httpx
+
+    opened = tmp_path / "opened"
+    record = f"import sys, pathlib; pathlib.Path({str(opened)!r}).write_text(sys.argv[1])"
+    with AppServer(browser=f"{shlex.quote(sys.executable)} -c {shlex.quote(record)} %s") as app:
+        # webbrowser waits for a $BROWSER command to finish before the app starts serving, so
+        # once the app answers, the command has run.
+        assert httpx.get(f"{app.base}/exit", timeout=60).status_code == 200
+        assert opened.read_text() == app.url
+
+
 def test_folder_mode_and_the_hub_are_offered(tmp_path):
     (tmp_path / "a.png").write_bytes(encode(picture(8), "PNG"))
     (tmp_path / "notes.txt").write_text("x")
