@@ -5,6 +5,7 @@ not to, and serve until the page is closed or the app has been idle (:mod:`.stat
 from __future__ import annotations
 
 import sys
+import threading
 import webbrowser
 from pathlib import Path
 from typing import Sequence, TextIO
@@ -34,6 +35,6 @@ def run_app(*, folder_files: Sequence[Path] = (), hub: str = "", port: int = 0, 
     server.append(uvicorn.Server(config))
     url = f"{address}/?token={keys.token}"
     print(f"ncii-hash app: open {url}", file=out, flush=True)
-    if open_browser:
-        webbrowser.open(url)
+    if open_browser:  # in a thread: a text-mode browser would otherwise wait for a server not yet serving
+        threading.Thread(target=webbrowser.open, args=(url,), name="open-browser", daemon=True).start()
     server[0].run(sockets=[sock])
