@@ -1,0 +1,79 @@
+"""The lookup batcher: lookups that arrive while a kernel call runs join the next call (one
+call for all of them), each gets its own rows' hits, an error reaches every waiter of its call
+and the worker carries on; and the matcher says 503 until its index is loaded."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from ncii_hash.service.matcher.batcher import LookupBatcher
+
+
+def test_waiting_lookups_join_one_kernel_call():
+    started, release = threading.Event(), threading.Event()
+    calls: list[tuple[int, int, bool]] = []
+
+    def search(queries: np.ndarray, radius: int, dihedral: bool) -> list:
+        calls.append((len(queries), radius, dihedral))
+        started.set()
+        release.wait(30)
+        return [[int(q[0])] for q in queries]  # each row's "hits": its first byte
+
+    batcher = LookupBatcher(search)
+    try:
+        first = batcher.submit(np.full((1, 32), 7, np.uint8), 31)
+        assert started.wait(30)  # the first call is running...
+        waiting = [batcher.submit(np.full((2, 32), i, np.uint8), 31) for i in range(10)]  # ...these wait
+        other = batcher.submit(np.full((1, 32), 99, np.uint8), 5)  # other options: a call of its own
+        release.set()
+        assert first.result(30) == [[7]]
+        for i, f in enumerate(waiting):
+            assert f.result(30) == [[i], [i]]
+        assert other.result(30) == [[99]]
+        assert calls == [(1, 31, False), (20, 31, False), (1, 5, False)]
+    finally:
+        release.set()
+        batcher.close()
+
+
+def test_an_error_reaches_every_waiter_of_its_call_and_the_worker_goes_on():
+    def search(queries: np.ndarray, radius: int, dihedral: bool) -> list:
+        if radius == 1:
+            raise ValueError("bad call")
+        return [[] for _ in queries]
+
+    batcher = LookupBatcher(search)
+    try:
+        bad = batcher.submit(np.zeros((1, 32), np.uint8), 1)
+        with pytest.raises(ValueError, match="bad call"):
+            bad.result(30)
+        assert batcher.submit(np.zeros((3, 32), np.uint8), 31).result(30) == [[], [], []]
+    finally:
+        batcher.close()
+    with pytest.raises(RuntimeError):
+        batcher.submit(np.zeros((1, 32), np.uint8), 31)
+
+
+def test_status_is_503_until_the_index_is_loaded(tmp_path):
+    """The app before its index is loaded (its lifespan, which opens the bank, not run)."""
+    import asyncio
+
+    import httpx
+
+    from ncii_hash.service.matcher import Matcher, create_matcher_app
+
+    async def ask() -> list[httpx.Response]:
+        app = create_matcher_app(Matcher(str(tmp_path / "absent.db")))
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as client:
+            return [await client.get("/status"), await client.get("/status/live"),
+                    await client.get("/m/lookup", params={"signal_type": "pdq", "signal": "0" * 64}),
+                    await client.get("/c/banks")]
+
+    status, live, lookup, banks = asyncio.run(ask())
+    assert (status.status_code, status.text) == (503, "INDEX-NOT-LOADED")
+    assert (live.status_code, live.text) == (200, "I-AM-ALIVE")
+    assert lookup.status_code == 503 and lookup.json() == {"message": "index not yet ready"}
+    assert banks.status_code == 503 and "message" in banks.json()
