@@ -152,7 +152,11 @@ class NciiPdqIndex(SignalTypeIndex[T]):
         codes = codes_from_hex(hexes)
         with self._writer:
             ids = self._metadata.extend(values)
-            self._hashes.add(codes, ids)
+            # HashIndex's fresh ids are these slots (both count every entry ever added), and
+            # letting it choose them skips its check of explicit ids (a sort of all of them).
+            given = self._hashes.add(codes)
+            if given.shape != ids.shape or (ids.size and (given[0] != ids[0] or given[-1] != ids[-1])):
+                raise RuntimeError("NciiPdqIndex: HashIndex ids and metadata slots disagree (a bug)")
 
     def remove(self, signal_str: str, entry: Any = _ANY) -> int:
         """Remove the entries of hash ``signal_str`` (only those whose metadata equals
