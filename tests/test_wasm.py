@@ -5,7 +5,6 @@ same bits as the native core on the same pixels. The Chromium run is in test_sur
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import os
@@ -16,13 +15,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from wasm_helpers import (
+    ASSETS,
+    ROOT,
+    RUNNER,
+    check_against_reference,
+    prepared,
+    with_alpha,
+    write_pixels,
+)
 
 import ncii_hash as nh
 
-ROOT = Path(__file__).resolve().parents[1]
-ASSETS = ROOT / "src" / "ncii_hash" / "service" / "survivor" / "assets"
-RUNNER = ROOT / "wasm" / "node_runner.js"
 BUILT = ("pdq-simd.wasm", "pdq.wasm")
 
 
@@ -30,7 +34,7 @@ def published_digests() -> dict:
     """``<sha256>  <file>`` lines of docs/wasm.md's digest block."""
     text = (ROOT / "docs" / "wasm.md").read_text()
     block = text.split("<!-- digests -->")[1]
-    return {name: digest for digest, name in re.findall(r"^([0-9a-f]{64})  (\S+)$", block, re.M)}
+    return {name: digest for digest, name in re.findall(r"^([0-9a-f]{64})  (\S+)$", block, re.MULTILINE)}
 
 
 def sha256(path: Path) -> str:
@@ -63,28 +67,9 @@ def node() -> str:
     return found
 
 
-def prepared(root: Path) -> list:
-    """(path under data/, pixels as Pillow decodes them, reference row) for every prepared PNG."""
-    out = []
-    with open(root / "expected" / "cpp-reference-pdqdih-across.csv", newline="") as f:
-        for row in csv.reader(f):
-            png = root / "prepared-rgb" / (row[9] + ".png")
-            if row and png.is_file():
-                out.append((row[9], np.asarray(Image.open(png)), row))
-    return out
-
-
 def run_node(images: list, tmp_path: Path, repeat: int = 0) -> dict:
     """Hash each pixel array with both modules in Node; arrays are (h, w) or (h, w, c)."""
-    entries, offset = [], 0
-    with open(tmp_path / "pixels.raw", "wb") as f:
-        for px in images:
-            px = np.ascontiguousarray(px, dtype=np.uint8)
-            f.write(px.tobytes())
-            entries.append({"offset": offset, "height": px.shape[0], "width": px.shape[1],
-                            "channels": 1 if px.ndim == 2 else px.shape[2]})
-            offset += px.nbytes
-    (tmp_path / "manifest.json").write_text(json.dumps({"pixels": "pixels.raw", "images": entries}))
+    write_pixels(images, tmp_path)
     done = subprocess.run([node(), str(RUNNER), str(ASSETS), str(tmp_path / "manifest.json"), str(repeat)],
                           check=True, capture_output=True, text=True, timeout=120)
     return json.loads(done.stdout)
@@ -92,17 +77,10 @@ def run_node(images: list, tmp_path: Path, repeat: int = 0) -> dict:
 
 def check_conformance(root: Path, tmp_path: Path) -> int:
     cases = prepared(root)
-    rgba = [np.dstack([px, np.full(px.shape[:2], 255, np.uint8)]) if px.ndim == 3 else px for _, px, _ in cases]
-    got = run_node([px for _, px, _ in cases] + rgba, tmp_path)
-    assert set(got) >= {"pdq.wasm"}
+    got = run_node([px for _, px, _ in cases] + [with_alpha(px) for _, px, _ in cases], tmp_path)
+    assert "pdq.wasm" in got
     for module, answer in got.items():
-        results = answer["results"]
-        for k, (name, px, row) in enumerate(cases):
-            for r in (results[k], results[k + len(cases)]):  # as decoded, then as RGBA
-                assert r["dihedral"] == row[:8], f"{module} {name}: dihedral hashes differ from the reference"
-                assert r["quality"] == int(row[8]) and r["hash"] == row[0], f"{module} {name}"
-            native = nh.pdq_hash(px)
-            assert (results[k]["hash"], results[k]["quality"]) == (native.hex, native.quality), name
+        check_against_reference(module, answer["results"], cases)
     return len(cases)
 
 

@@ -27,6 +27,7 @@ from .cases_routes import router as cases_router
 from .context import HubContext, HubSettings
 from .partner_routes import router as partner_router
 from .store import HubStore
+from .survivor_routes import router as survivor_router
 
 log = logging.getLogger("ncii_hash.hub")
 
@@ -46,6 +47,7 @@ def create_hub_app(store: HubStore, settings: HubSettings = HubSettings()) -> Fa
     app.state.hub = context
     app.include_router(cases_router)
     app.include_router(partner_router)
+    app.include_router(survivor_router)
     app.add_exception_handler(StoreUnavailableError, _unavailable)
     app.add_exception_handler(RequestValidationError, _invalid)
     app.add_middleware(BodyLimit, limit_for=lambda path: settings.max_partner_bytes if path.startswith("/v1/")
