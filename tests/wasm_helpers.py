@@ -1,12 +1,12 @@
 """Shared by tests/test_wasm.py (Node) and tests/test_survivor_page.py (Chromium): the
 conformance images' pixels as Pillow decodes them, packed into one raw file plus a manifest
-(the input of wasm/node_runner.js, and of the in-browser run), and the comparison with the
-reference rows."""
+(``write_pixels``, the benchmark's: the input of wasm/node_runner.js and of the in-browser
+run), and the comparison with the reference rows."""
 
 from __future__ import annotations
 
 import csv
-import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +15,9 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 ASSETS = ROOT / "src" / "ncii_hash" / "service" / "survivor" / "assets"
 RUNNER = ROOT / "wasm" / "node_runner.js"
+if str(ROOT) not in sys.path:  # benchmarks/ is a top-level package of the checkout, not installed
+    sys.path.insert(0, str(ROOT))
+from benchmarks.bench_wasm import write_pixels  # noqa: F401  (one packer for tests and benchmark)
 
 
 def prepared(root: Path) -> list:
@@ -31,22 +34,6 @@ def prepared(root: Path) -> list:
 def with_alpha(px: np.ndarray) -> np.ndarray:
     """RGB -> RGBA (opaque), as a canvas gives; grey stays grey."""
     return np.dstack([px, np.full(px.shape[:2], 255, np.uint8)]) if px.ndim == 3 else px
-
-
-def write_pixels(images: list, folder: Path) -> tuple[Path, dict]:
-    """Pack (h, w) or (h, w, c) uint8 arrays: returns the raw file and the manifest."""
-    entries, offset = [], 0
-    raw = folder / "pixels.raw"
-    with open(raw, "wb") as f:
-        for px in images:
-            px = np.ascontiguousarray(px, dtype=np.uint8)
-            f.write(px.tobytes())
-            entries.append({"offset": offset, "height": px.shape[0], "width": px.shape[1],
-                            "channels": 1 if px.ndim == 2 else px.shape[2]})
-            offset += px.nbytes
-    manifest = {"pixels": raw.name, "images": entries}
-    (folder / "manifest.json").write_text(json.dumps(manifest))
-    return raw, manifest
 
 
 def check_against_reference(module: str, results: list, cases: list) -> None:
