@@ -43,7 +43,8 @@ ASSETS = ROOT / "src" / "ncii_hash" / "service" / "survivor" / "assets"
 APP_ASSETS = ROOT / "src" / "ncii_hash" / "service" / "app" / "assets"
 RUNNER = ROOT / "wasm" / "node_runner.js"
 BUNDLE = [APP_ASSETS / "index.html", APP_ASSETS / "app.css", APP_ASSETS / "app.js", APP_ASSETS / "messages" / "en.json",
-          ASSETS / "messages" / "en.json", ASSETS / "pdq.js", ASSETS / "survivor.js", ASSETS / "pdq-simd.wasm"]
+          ASSETS / "messages" / "en.json", ASSETS / "pdq.js", ASSETS / "md5.js", ASSETS / "survivor.js",
+          ASSETS / "pdq-simd.wasm"]
 TARGET_BUNDLE_GZ = 200_000
 
 

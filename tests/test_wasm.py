@@ -104,3 +104,29 @@ def test_node_odd_sizes_equal_native(tmp_path):
             native = nh.pdq_hash(px[:, :, :3] if px.ndim == 3 else px, dihedral=True)
             assert r["hash"] == native.hex and r["quality"] == native.quality, (module, px.shape)
             assert r["dihedral"] == [h.tobytes().hex() for h in native.dihedral], (module, px.shape)
+
+
+MD5_CHECK = """
+const {Md5, md5Blob} = require(process.argv[1]);
+const fs = require("fs");
+const data = fs.readFileSync(process.argv[2]);
+const out = [];
+for (const n of JSON.parse(process.argv[3])) {
+  const m = new Md5();
+  for (let i = 0, k = 1; i < n; i += k, k = (k * 7) % 101 + 1) m.update(data.subarray(i, Math.min(n, i + k)));
+  out.push(m.hex());
+}
+md5Blob(new Blob([data]), 1000003).then((whole) => { out.push(whole); process.stdout.write(JSON.stringify(out)); });
+"""
+
+
+def test_md5_js_equals_hashlib(tmp_path):
+    """The page's streamed MD5 (a video's StopNCII signal): every padding case, odd chunks."""
+    import hashlib as hl
+
+    data = np.random.default_rng(5).integers(0, 256, 3_000_000, dtype=np.uint8).tobytes()
+    (tmp_path / "data").write_bytes(data)
+    sizes = [0, 1, 55, 56, 57, 63, 64, 65, 119, 120, 1000, 65_537]
+    done = subprocess.run([node(), "-e", MD5_CHECK, str(ASSETS / "md5.js"), str(tmp_path / "data"), json.dumps(sizes)],
+                          check=True, capture_output=True, text=True, timeout=60)
+    assert json.loads(done.stdout) == [hl.md5(data[:n]).hexdigest() for n in sizes] + [hl.md5(data).hexdigest()]

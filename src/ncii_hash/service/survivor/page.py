@@ -3,9 +3,9 @@ hashing moved into the browser.
 
 It is the app's own ``index.html``, ``app.js``, ``app.css`` and message catalogues (read from
 :mod:`ncii_hash.service.app`'s package data through its :class:`~ncii_hash.service.app.pages.Pages`,
-never copied), plus three files of this package: ``pdq.js`` and the WebAssembly modules (the
-PDQ core), and ``survivor.js``, which answers the app page's ``/api/...`` calls inside the
-browser -- hashing with the module, building the submission, sending it to this hub's
+never copied), plus files of this package: ``pdq.js`` and the WebAssembly modules (the PDQ
+core), ``md5.js`` (a video's MD5, in chunks), and ``survivor.js``, which answers the app
+page's ``/api/...`` calls inside the browser -- hashing with the module, building the submission, sending it to this hub's
 ``/cases`` API -- so the same script drives both. A few words differ (``assets/messages``: the
 page runs in a browser, not on "this computer"); they are laid over the app's catalogues.
 
@@ -30,15 +30,15 @@ EXIT_PATH = "/exit"
 MAX_PIXELS = 50_000_000
 #: Files above this size are refused before they are read.
 MAX_FILE_BYTES = 100 * 1024 * 1024
-OWN = ("pdq.js", "survivor.js", "pdq-simd.wasm", "pdq.wasm")
+OWN = ("pdq.js", "md5.js", "survivor.js", "pdq-simd.wasm", "pdq.wasm")
 FROM_APP = ("app.js", "app.css", "exit.css")
 _TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
           ".json": "application/json", ".wasm": "application/wasm"}
 #: Security headers of every answer of the page's routes. 'wasm-unsafe-eval' lets the page
 #: compile WebAssembly and nothing else (no eval of text); img-src data: is for thumbnails and
-#: blob: for the saved submission file.
+#: blob: for the saved submission file; media-src blob: lets a chosen video play into a canvas.
 CSP = ("default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' data: blob:; "
-       "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
+       "media-src blob:; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
 HEADERS = {
     "Content-Security-Policy": CSP,
     "Referrer-Policy": "no-referrer",
@@ -90,6 +90,7 @@ class SurvivorPage:
         config = json.dumps(self.module_integrity).replace('"', "&quot;")
         scripts = (
             f'<script src="{STATIC_PREFIX}pdq.js" integrity="{self.integrity["pdq.js"]}" defer></script>\n'
+            f'<script src="{STATIC_PREFIX}md5.js" integrity="{self.integrity["md5.js"]}" defer></script>\n'
             f'<script src="{STATIC_PREFIX}survivor.js" integrity="{self.integrity["survivor.js"]}" '
             f'data-base="{STATIC_PREFIX}" data-integrity="{config}" data-max-pixels="{MAX_PIXELS}" '
             f'data-max-file-bytes="{MAX_FILE_BYTES}" defer></script>\n'

@@ -1,6 +1,8 @@
 // The hub's survivor page: the local app's page (app.js, unchanged) with its /api/... calls
 // answered here, inside the browser, instead of by a local server:
-//   /api/hash        the picture is decoded by the browser and hashed by the PDQ module
+//   /api/hash        a picture is decoded by the browser and hashed by the PDQ module; a video
+//                    gives the MD5 of its bytes (read in chunks) and the PDQ hashes of one
+//                    frame a second, decoded by the browser's <video>
 //   /api/submission  the submission text, built here exactly as `ncii-hash hash -o` writes it
 //   /api/submit      POST /cases on this hub (with an Idempotency-Key kept for retries)
 //   /api/case        POST /cases/{n}/status or /withdraw on this hub
@@ -17,6 +19,7 @@
   const MAX_FILE_BYTES = Number(script.dataset.maxFileBytes);
   const LOW_QUALITY = 50;
   const THUMB = 96;
+  const MAX_VIDEO_SECONDS = 4 * 3600;
   const realFetch = window.fetch.bind(window);
   const hasher = window.NciiPdq.load(BASE, MODULES);
   hasher.catch(() => {});  // reported when a picture is hashed
@@ -124,11 +127,58 @@
 
   class Refused extends Error {}
 
+  function once(target, ok, bad) {
+    return new Promise((resolve, reject) => {
+      const done = (f) => (e) => { target.removeEventListener(ok, good); target.removeEventListener(bad, fail); f(e); };
+      const good = done(resolve), fail = done(() => reject(new Refused("unreadable")));
+      target.addEventListener(ok, good);
+      target.addEventListener(bad, fail);
+    });
+  }
+
+  // A video: the MD5 of the file (StopNCII's video signal) and the PDQ hash of the frame shown
+  // at 0 s, 1 s, 2 s, ... (the native path hashes frame n when n % int(fps) == 0: the same frames
+  // for whole-number frame rates; the browser's decoder and colour conversion are its own, so
+  // the frame hashes are close to the native ones, not equal -- docs/wasm.md).
+  async function hashVideo(blob) {
+    const md5 = await window.NciiMd5.md5Blob(blob);
+    const url = URL.createObjectURL(blob);
+    const video = document.createElement("video");
+    video.muted = true;
+    video.preload = "auto";
+    try {
+      const loaded = once(video, "loadedmetadata", "error");
+      video.src = url;
+      await loaded;
+      const duration = video.duration;
+      if (!(duration > 0) || !video.videoWidth || !video.videoHeight) throw new Refused("unreadable");
+      if (duration > MAX_VIDEO_SECONDS || video.videoWidth * video.videoHeight > MAX_PIXELS) throw new Refused("too_large");
+      const h = await hasher;
+      const c = canvas(video.videoWidth, video.videoHeight);
+      const ctx = c.getContext("2d", { willReadFrequently: true });
+      const frames = [], seen = new Set();
+      for (let t = 0; t < duration; t += 1) {
+        const seeked = once(video, "seeked", "error");
+        video.currentTime = t + 0.001;  // inside frame t*fps's interval, never the one before
+        await seeked;
+        ctx.drawImage(video, 0, 0, c.width, c.height);
+        const r = h.hash(ctx.getImageData(0, 0, c.width, c.height).data, c.width, c.height, 4);
+        if (!seen.has(r.hash)) { seen.add(r.hash); frames.push({ pdq: r.hash, quality: r.quality }); }
+      }
+      c.width = c.height = 0;
+      return { kind: "video", md5: md5, frames: frames, quality: Math.max(...frames.map((f) => f.quality)) };
+    } finally {
+      video.removeAttribute("src");
+      video.load();
+      URL.revokeObjectURL(url);
+    }
+  }
+
   async function hashFile(blob) {
     if (!blob.size) throw new Refused("empty");
     if (blob.size > MAX_FILE_BYTES) throw new Refused("too_large");
     const head = new Uint8Array(await blob.slice(0, 1 << 20).arrayBuffer());
-    if (isVideo(blob, head)) throw new Refused("video_unavailable");
+    if (isVideo(blob, head)) return hashVideo(blob);
     const info = imageInfo(head);
     if (!info) throw new Refused("unsupported");
     if (!(info.width > 0 && info.height > 0) || info.width * info.height > MAX_PIXELS) throw new Refused("too_large");
@@ -164,11 +214,15 @@
   function buildSubmission(ids) {
     const chosen = ids.map((id) => items.get(id)).filter(Boolean);
     if (!chosen.length) return null;
-    const list = shuffle(chosen.map((m) => ({ kind: "image", pdq: m.pdq, quality: m.quality })));
+    const images = chosen.filter((m) => m.kind === "image");
+    const videos = chosen.filter((m) => m.kind === "video");
+    const list = shuffle(images.map((m) => ({ kind: "image", pdq: m.pdq, quality: m.quality }))
+      .concat(videos.map((v) => ({ kind: "video", frames: shuffle(v.frames.slice()), md5: v.md5 }))));
     const text = JSON.stringify({
       format: "ncii-hash-submission", version: 1, algorithm: "pdq", items: list,
-      counts: { items: list.length, image: list.length, video: 0, video_frames: 0,
-        low_quality: list.filter((m) => m.quality < LOW_QUALITY).length },
+      counts: { items: list.length, image: images.length, video: videos.length,
+        video_frames: videos.reduce((n, v) => n + v.frames.length, 0),
+        low_quality: images.filter((m) => m.quality < LOW_QUALITY).length },
     }, null, 2) + "\n";
     forgetSubmission();
     const url = URL.createObjectURL(new Blob([text], { type: "application/json" }));
@@ -243,8 +297,10 @@
         try {
           const media = await hashFile(body);
           const id = "i" + (++counter);
-          items.set(id, { kind: media.kind, pdq: media.pdq, quality: media.quality });
-          return reply(Object.assign({ id: id }, media));
+          items.set(id, media);
+          return reply(media.kind === "video"
+            ? { id: id, kind: "video", quality: media.quality, frames: media.frames.length, thumbnail: null }
+            : Object.assign({ id: id }, media));
         } catch (e) {
           return reply({ error: e instanceof Refused ? e.message : "failed" }, 422);
         }
