@@ -138,6 +138,7 @@ class Prober {
       for (uint32_t v : s.keys) {
         const uint32_t b = off[v], e = off[v + 1];
         if (b != e) {
+          __builtin_prefetch(t_.rows_of(i) + b);  // gathered in verify(): in cache by then
           s.ranges.push_back(Range{table, b, e});
           candidates += e - b;
         }

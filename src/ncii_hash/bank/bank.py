@@ -36,6 +36,7 @@ import numpy as np
 from ..features.orb import FeatureSet
 from ..hashes import PDQ_HASH_BYTES, PDQ_MATCH_THRESHOLD, PDQ_MIN_QUALITY
 from ..image.io import ImageSource
+from ..index import DEFAULT_BACKEND
 from ..submission import Submission, parse_submission, read_submission
 from . import cases, exchange, image_match, sync, video_match
 from .feature_store import FeatureStore, feature_sets_of
@@ -59,7 +60,7 @@ class HashBank:
         path: PathLike,
         *,
         create: bool = True,
-        backend: str = "flat",
+        backend: str = DEFAULT_BACKEND,
         allow_low_quality: bool = False,
         snapshot: bool = True,
     ):

@@ -17,7 +17,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from ..index.hash_index import HashIndex
+from ..index.hash_index import DEFAULT_BACKEND, HashIndex
 from .db import Database, Write
 from .records import codes_from_blobs
 from .snapshots import SnapshotFiles
@@ -27,7 +27,7 @@ class IndexSync:
     """Owns the HashIndex, the sequence it reflects and where it came from (``source``:
     ``"snapshot"``, ``"rebuilt"`` or ``"empty"``)."""
 
-    def __init__(self, db: Database, *, backend: str = "flat", snapshots: bool = True):
+    def __init__(self, db: Database, *, backend: str = DEFAULT_BACKEND, snapshots: bool = True):
         self.db = db
         self.backend = backend
         self.snapshots = SnapshotFiles(db.path, "idx")

@@ -24,6 +24,10 @@ _BUILT_IN = (FlatSearcher, MihSearcher, AutoSearcher, *FAISS_BACKENDS)
 for _cls in _BUILT_IN:
     register_backend(_cls)
 
+#: The backend ``HashIndex()`` (and the bank, the matcher, the pytx index) use when none is named:
+#: exact, and never slower than the flat scan by measurement (benchmarks/bench_match.py; the
+#: rule is documented in docs/multi-index.md).
+DEFAULT_BACKEND = "auto"
 #: The built-in backend names, in order ("flat" first).
 BACKENDS = backend_names()
 #: Built-in backends whose range search returns every code within the radius.

@@ -3,7 +3,9 @@
 A HashIndex owns its rows (:class:`~.table.CodeTable`: codes, ids in id order, tombstones, an
 optional file mapping), a readers-writer lock, and one backend object (a
 :class:`~.searcher.Searcher`, chosen by ``HashIndex(backend=...)``; see ``backends.py``):
-``"flat"`` (default, exact: our C++ kernel), ``"faiss-flat"``, ``"faiss-mih"`` (exact range
+``"auto"`` (default, exact: ``"mih"`` per query where it beats the scan, below 64k rows simply
+``"flat"``), ``"flat"`` (exact: our C++ scan kernel), ``"mih"`` (exact multi-index hashing,
+``mih.py``), ``"faiss-flat"``, ``"faiss-mih"`` (exact range
 search), ``"faiss-ivf"`` and ``"faiss-hnsw"`` (APPROXIMATE: they can miss matches; benchmarks
 report their recall). FAISS is optional: ``pip install 'ncii-hash[faiss]'``.
 
@@ -39,7 +41,7 @@ import numpy as np
 
 from ..errors import IndexFileError
 from ..hashes import PDQ_HASH_BYTES, PDQ_MATCH_THRESHOLD, as_hash_array
-from .backends import BACKENDS, EXACT_BACKENDS  # noqa: F401  (re-exported)
+from .backends import BACKENDS, DEFAULT_BACKEND, EXACT_BACKENDS  # noqa: F401  (re-exported)
 from .file import IndexImage, index_bytes, parse_index, read_index, write_index
 from .inputs import as_id_array, as_queries, check_int
 from .results import KnnResult, RangeResult
@@ -69,7 +71,7 @@ class HashIndex:
 
     def __init__(
         self,
-        backend: str = "flat",
+        backend: str = DEFAULT_BACKEND,
         *,
         compact_fraction: Optional[float] = 0.25,
         ivf_nlist: Optional[int] = None,

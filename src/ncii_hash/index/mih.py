@@ -79,9 +79,11 @@ class MultiIndex:
                 self._install(MihTables(codes, self._substrings), generation)
                 return
             # Rows [0, n) of this array never change in place (appends go past n; compaction
-            # installs new arrays and bumps the generation), so the thread may read them.
+            # installs new arrays and bumps the generation), so the thread may read them. Not a
+            # daemon: Python 3.11 ends daemon threads at exit by unwinding them out of the C++
+            # build, which aborts the process; exit waits for the build instead (seconds).
             self._building = threading.Thread(target=self._build, args=(codes, generation),
-                                              name="ncii-hash-mih-build", daemon=True)
+                                              name="ncii-hash-mih-build", daemon=False)
             self._building.start()
 
     def _build(self, codes: np.ndarray, generation: int) -> None:

@@ -45,7 +45,7 @@ from ..errors import ShardUnavailableError
 from .._util.files import write_private_bytes
 from .._util.optional import optional_import
 from ..hashes import PDQ_HASH_BYTES, PDQ_MATCH_THRESHOLD, as_hash_array
-from ..index import RangeResult, as_id_array, as_queries, check_int, merge_hits
+from ..index import DEFAULT_BACKEND, RangeResult, as_id_array, as_queries, check_int, merge_hits
 from .shard import Shard
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -111,7 +111,7 @@ class ShardedIndex:
         address: Optional[str] = None,
         *,
         snapshot_dir: Optional[PathLike] = None,
-        backend: str = "flat",
+        backend: str = DEFAULT_BACKEND,
         actor_options: Optional[dict] = None,
         threads: Optional[int] = None,
         max_retries: int = 3,
