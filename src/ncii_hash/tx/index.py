@@ -23,14 +23,14 @@ Contracts (the ones pytx's ``PDQIndex`` states, made exact):
 from __future__ import annotations
 
 import threading
-from typing import Any, Iterable, Sequence, Tuple, TypeVar
+from typing import Any, Iterable, Optional, Sequence, Tuple, TypeVar
 
 import numpy as np
 from threatexchange.signal_type.index import (IndexMatchUntyped, SignalSimilarityInfoWithIntDistance,
                                               SignalTypeIndex)
 
 from ..hashes import PDQ_HASH_BITS, PDQ_HASH_BYTES, PDQ_HEX_LENGTH, PDQ_MATCH_THRESHOLD, from_hex
-from ..index import NUM_DIHEDRAL, HashIndex, check_int
+from ..index import DEFAULT_BACKEND, NUM_DIHEDRAL, HashIndex, check_int
 from .entries import EntryMetadata
 
 T = TypeVar("T")
@@ -84,12 +84,13 @@ def _query_code(signal: object) -> np.ndarray:
 class NciiPdqIndex(SignalTypeIndex[T]):
     """An exact PDQ index for pytx and HMA: every entry within ``threshold`` bits, no misses.
 
-    ``backend`` picks the :class:`~ncii_hash.index.HashIndex` backend (default ``"flat"``, our
-    exact SIMD kernel; any exact backend ``HashIndex`` offers may be named).
+    ``backend`` picks the :class:`~ncii_hash.index.HashIndex` backend (default ``"auto"``: exact
+    multi-index hashing per lookup where it beats our SIMD scan, see docs/multi-index.md; any
+    exact backend ``HashIndex`` offers may be named, e.g. ``"flat"``, which holds no tables).
     """
 
     def __init__(self, entries: Iterable[Tuple[str, T]] = (), *, threshold: int = PDQ_MATCH_THRESHOLD,
-                 backend: str = "flat") -> None:
+                 backend: str = DEFAULT_BACKEND) -> None:
         super().__init__()
         self.threshold = check_int(threshold, "threshold", 0, PDQ_HASH_BITS)
         self._hashes = HashIndex(backend)
@@ -103,6 +104,12 @@ class NciiPdqIndex(SignalTypeIndex[T]):
     @property
     def backend(self) -> str:
         return self._hashes.backend
+
+    def wait_for_backend(self, timeout: Optional[float] = None) -> bool:
+        """Wait until the backend's tables are built (``auto``/``mih`` build them in the
+        background after a large build or an unpickle; lookups are exact meanwhile, through
+        the scan). True when no build runs any more."""
+        return self._hashes.wait_for_backend(timeout)
 
     def __len__(self) -> int:
         """Live entries (duplicated hashes counted once per entry)."""
