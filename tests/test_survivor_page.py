@@ -25,6 +25,7 @@ from wasm_helpers import (
     ASSETS,
     check_against_reference,
     prepared,
+    published_digests,
     with_alpha,
     write_pixels,
 )
@@ -245,8 +246,10 @@ def test_whole_flow_on_a_phone(browser, hub, guard, tmp_path):
 
         requests: list = []
         page.on("request", lambda r: requests.append(r.url))
+        context.set_offline(True)  # works offline once loaded
         page.set_input_files("#pick-files", [str(f) for f in files + [media["heic"], media["video"]]])
         wait_text(page, "#status", "Done")
+        context.set_offline(False)
         assert requests == [], "the page made requests while hashing"
         assert page.inner_text("#status") == "Done: 5 fingerprinted, 1 could not be used."
         assert "IMG_0004.heic: This browser cannot read" in page.inner_text("#errors")
@@ -326,3 +329,54 @@ def test_quick_exit_leaves_for_a_neutral_page(page, hub):
     page.click("#quick-exit")
     page.wait_for_url("**/exit")
     assert page.title() == "New Tab"
+
+
+def test_pixel_limit_before_decoding(page, site):
+    """A PNG whose header says 8000x8000 (64 megapixels) is refused as too large from its first
+    bytes: the file is only a header, so decoding it would have said "unreadable" instead."""
+    import struct
+    import zlib
+
+    ihdr = struct.pack(">IIBBBBB", 8000, 8000, 8, 2, 0, 0, 0)
+    head = b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + ihdr + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+    folder, url = site
+    (folder / "huge.png").write_bytes(head)
+    (folder / "broken.png").write_bytes(head.replace(struct.pack(">II", 8000, 8000), struct.pack(">II", 80, 80)))
+    page.goto(url + "index.html")
+    got = page.evaluate(HASH_FILES, ["huge.png", "broken.png"])
+    assert got == [[None, None, "too_large"], [None, None, "unreadable"]]
+
+
+# ---- over HTTP, without a browser ----------------------------------------------------------------
+def test_page_headers_and_subresource_integrity(hub):
+    """Every script and the style sheet name the SHA-384 of the bytes the hub serves; the
+    modules' SHA-256 are those published in docs/wasm.md; the strict headers are on every answer."""
+    import base64
+    import hashlib
+    import re
+
+    import httpx
+    with httpx.Client(base_url=hub.url, timeout=30) as client:
+        page = client.get("/survivor", headers={"Accept-Language": "ar"})
+        assert page.status_code == 200 and 'lang="ar" dir="rtl"' in page.text
+        tags = re.findall(r'<(?:script src|link rel="stylesheet" href)="([^"]+)" integrity="([^"]+)"', page.text)
+        assert {t[0].rsplit("/", 1)[1] for t in tags} == {"app.css", "pdq.js", "md5.js", "survivor.js", "app.js"}
+        assert "<script>" not in page.text and "http" not in re.sub(r'href="https://takeitdown[^"]+"', "", page.text)
+        for src, integrity in tags:
+            body = client.get(src)
+            assert body.status_code == 200
+            assert integrity == "sha384-" + base64.b64encode(hashlib.sha384(body.content).digest()).decode()
+            assert body.headers["content-security-policy"] == page.headers["content-security-policy"]
+        modules = json.loads(re.search(r'data-integrity="([^"]+)"', page.text).group(1).replace("&quot;", '"'))
+        for name, integrity in modules.items():
+            body = client.get("/survivor/static/" + name)
+            assert body.headers["content-type"] == "application/wasm"
+            assert hashlib.sha256(body.content).hexdigest() == published_digests()[name]
+            assert integrity == "sha256-" + base64.b64encode(hashlib.sha256(body.content).digest()).decode()
+        csp = page.headers["content-security-policy"]
+        assert "default-src 'none'" in csp and "script-src 'self' 'wasm-unsafe-eval';" in csp
+        assert "connect-src 'self'" in csp and "unsafe-inline" not in csp
+        assert page.headers["x-frame-options"] == "DENY" and page.headers["referrer-policy"] == "no-referrer"
+        assert client.get("/survivor/static/../app.py").status_code == 404
+        assert client.get("/survivor/static/nothing.js").status_code == 404
+        assert client.get("/exit").headers["content-security-policy"] == csp

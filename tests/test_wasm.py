@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -21,6 +20,7 @@ from wasm_helpers import (
     RUNNER,
     check_against_reference,
     prepared,
+    published_digests,
     with_alpha,
     write_pixels,
 )
@@ -28,13 +28,6 @@ from wasm_helpers import (
 import ncii_hash as nh
 
 BUILT = ("pdq-simd.wasm", "pdq.wasm")
-
-
-def published_digests() -> dict:
-    """``<sha256>  <file>`` lines of docs/wasm.md's digest block."""
-    text = (ROOT / "docs" / "wasm.md").read_text()
-    block = text.split("<!-- digests -->")[1]
-    return {name: digest for digest, name in re.findall(r"^([0-9a-f]{64})  (\S+)$", block, re.MULTILINE)}
 
 
 def sha256(path: Path) -> str:

@@ -6,6 +6,7 @@ run), and the comparison with the reference rows."""
 from __future__ import annotations
 
 import csv
+import re
 import sys
 from pathlib import Path
 
@@ -18,6 +19,13 @@ RUNNER = ROOT / "wasm" / "node_runner.js"
 if str(ROOT) not in sys.path:  # benchmarks/ is a top-level package of the checkout, not installed
     sys.path.insert(0, str(ROOT))
 from benchmarks.bench_wasm import write_pixels  # noqa: F401  (one packer for tests and benchmark)
+
+
+def published_digests() -> dict:
+    """``<sha256>  <file>`` lines of docs/wasm.md's digest block."""
+    text = (ROOT / "docs" / "wasm.md").read_text()
+    block = text.split("<!-- digests -->")[1]
+    return {name: digest for digest, name in re.findall(r"^([0-9a-f]{64})  (\S+)$", block, re.MULTILINE)}
 
 
 def prepared(root: Path) -> list:
