@@ -328,7 +328,14 @@ RangeHits range_search(const Tables& tables, const hamming::Bank& bank, const ui
         s.starts.assign(v + 1, 0);
         for (std::size_t k = 0; k < v; ++k) {
           s.starts[k] = s.ranges.size();
-          const auto pc = prober.probe(queries + (q * v + k) * hamming::kCodeBytes, s);
+          // A variant equal to an earlier one (symmetric pictures) would find the same rows
+          // at the same distances with a higher variant number, which the merge drops: skip it.
+          const uint8_t* code = queries + (q * v + k) * hamming::kCodeBytes;
+          bool repeat = false;
+          for (std::size_t j = 0; j < k && !repeat; ++j)
+            repeat = std::memcmp(code, queries + (q * v + j) * hamming::kCodeBytes, hamming::kCodeBytes) == 0;
+          if (repeat) continue;
+          const auto pc = prober.probe(code, s);
           probes += pc.first;
           candidates += pc.second;
         }
