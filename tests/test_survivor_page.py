@@ -380,3 +380,22 @@ def test_page_headers_and_subresource_integrity(hub):
         assert client.get("/survivor/static/../app.py").status_code == 404
         assert client.get("/survivor/static/nothing.js").status_code == 404
         assert client.get("/exit").headers["content-security-policy"] == csp
+
+
+def test_avif_decoded_by_the_browser_heic_refused(page, site, tmp_path, record_property):
+    """AVIF: Chromium decodes it (its own AV1 decoder and YUV conversion, so the hash is
+    measured against `ncii-hash hash`'s, not required equal); HEIC: Chromium has no decoder, so
+    the page says the format is not readable here (the app reads it)."""
+    from app_server import encode
+
+    folder, url = site
+    (folder / "photo.avif").write_bytes(encode(picture(8, (400, 300)), "AVIF", quality=90))
+    (folder / "photo.heic").write_bytes(encode(picture(9, (400, 300)), "HEIF", quality=90))
+    page.goto(url + "index.html")
+    (avif, heic) = page.evaluate(HASH_FILES, ["photo.avif", "photo.heic"])
+    assert heic == [None, None, "unsupported"]
+    native = nh.pdq_hash(folder / "photo.avif")
+    bits = nh.hamming(avif[0], native.hex)
+    record_property("avif_bits_from_native", bits)
+    print("AVIF: page vs native", bits, "bits; quality", avif[1], native.quality)
+    assert bits <= 31

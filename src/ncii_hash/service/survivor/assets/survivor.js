@@ -71,11 +71,26 @@
       if (chunk === "VP8X") return { width: 1 + u24le(b, 24), height: 1 + u24le(b, 27), grey: false };
       return null;
     }
+    if (isIsoImage(b)) {
+      // HEIC / AVIF: the largest "ispe" (image spatial extents) property is the picture's
+      // size (a grid's tiles have smaller ones). The browser may or may not decode the format.
+      let width = 0, height = 0;
+      for (let i = b.indexOf(0x69, 8); i >= 0 && i + 16 <= b.length; i = b.indexOf(0x69, i + 1)) {
+        if (ascii(b, i, 4) !== "ispe") continue;
+        const w = u32be(b, i + 8), h = u32be(b, i + 12);
+        if (w * h > width * height) { width = w; height = h; }
+      }
+      return width && height ? { width: width, height: height, grey: false } : null;
+    }
     if (b.length >= 26 && ascii(b, 0, 2) === "BM") {
       const v = new DataView(b.buffer, b.byteOffset, b.length);
       return { width: Math.abs(v.getInt32(18, true)), height: Math.abs(v.getInt32(22, true)), grey: false };
     }
     return null;
+  }
+
+  function isIsoImage(b) {
+    return b.length >= 12 && ascii(b, 4, 4) === "ftyp" && /^(hei|hev|mif|msf|avi)/.test(ascii(b, 8, 4));
   }
 
   function isVideo(blob, b) {
@@ -177,13 +192,21 @@
   async function hashFile(blob) {
     if (!blob.size) throw new Refused("empty");
     if (blob.size > MAX_FILE_BYTES) throw new Refused("too_large");
-    const head = new Uint8Array(await blob.slice(0, 1 << 20).arrayBuffer());
+    let head = new Uint8Array(await blob.slice(0, 1 << 20).arrayBuffer());
     if (isVideo(blob, head)) return hashVideo(blob);
-    const info = imageInfo(head);
+    let info = imageInfo(head);
+    if (!info && blob.size > head.length) {  // e.g. a JPEG with large metadata before its frame header
+      head = new Uint8Array(await blob.slice(0, 16 << 20).arrayBuffer());
+      info = imageInfo(head);
+    }
     if (!info) throw new Refused("unsupported");
     if (!(info.width > 0 && info.height > 0) || info.width * info.height > MAX_PIXELS) throw new Refused("too_large");
     let bitmap;
-    try { bitmap = await bitmapOf(blob); } catch (e) { throw new Refused("unreadable"); }
+    try {
+      bitmap = await bitmapOf(blob);
+    } catch (e) {  // HEIC in a browser without its decoder: the format, not the file
+      throw new Refused(isIsoImage(head) ? "unsupported" : "unreadable");
+    }
     try {
       const rgba = pixelsOf(bitmap);
       const h = await hasher;
