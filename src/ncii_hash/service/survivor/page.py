@@ -35,9 +35,9 @@ FROM_APP = ("app.js", "app.css", "exit.css")
 _TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
           ".json": "application/json", ".wasm": "application/wasm"}
 #: Security headers of every answer of the page's routes. 'wasm-unsafe-eval' lets the page
-#: compile WebAssembly and nothing else (no eval of text); img-src data: is for thumbnails and
-#: blob: for the saved submission file; media-src blob: lets a chosen video play into a canvas.
-CSP = ("default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' data: blob:; "
+#: compile WebAssembly and nothing else (no eval of text); img-src data: is for thumbnails;
+#: media-src blob: lets a chosen video play into a canvas.
+CSP = ("default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' data:; "
        "media-src blob:; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
 HEADERS = {
     "Content-Security-Policy": CSP,
