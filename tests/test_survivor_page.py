@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import io
 import json
+import os
 import shutil
 import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -232,6 +233,14 @@ def answer_check(page) -> None:
     tap(page, "#check-continue")
 
 
+def shot(page, name: str) -> None:
+    """Screenshots for docs/wasm.md when $NCII_HASH_SURVIVOR_SCREENSHOTS names a folder."""
+    where = os.environ.get("NCII_HASH_SURVIVOR_SCREENSHOTS")
+    if where:
+        Path(where).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(where) / f"{name}.png"))
+
+
 def test_whole_flow_on_a_phone(browser, hub, guard, tmp_path):
     media = media_files(tmp_path / "media")
     files = [media["jpeg"], media["png"], media["webp"], rotated_jpeg(tmp_path / "media")]
@@ -240,6 +249,7 @@ def test_whole_flow_on_a_phone(browser, hub, guard, tmp_path):
         open_page(page, hub)
         assert page.evaluate("() => matchMedia('(pointer: coarse)').matches")
         no_violations(page, "the check")
+        shot(page, "1-check")
         answer_check(page)
         assert page.is_visible("#step-choose")
         no_violations(page, "choosing files")
@@ -255,6 +265,7 @@ def test_whole_flow_on_a_phone(browser, hub, guard, tmp_path):
         assert "IMG_0004.heic: This browser cannot read" in page.inner_text("#errors")
         assert page.get_attribute("#thumbs [role=img]", "aria-label") == "video 5 of 5"
         no_violations(page, "the thumbnails")
+        shot(page, "2-hashed")
 
         tap(page, "#to-review")
         page.wait_for_selector("#step-review:not([hidden])")
@@ -270,6 +281,7 @@ def test_whole_flow_on_a_phone(browser, hub, guard, tmp_path):
         print("video frames, page vs native:", json.dumps(near))
         assert near["page_frames"] >= 1 and near["within_31_bits"] == near["page_frames"]
         no_violations(page, "what will be sent")
+        shot(page, "3-review")
         with page.expect_download() as download:
             tap(page, "#save")
         assert json.loads(Path(download.value.path()).read_text()) == shown
@@ -280,6 +292,7 @@ def test_whole_flow_on_a_phone(browser, hub, guard, tmp_path):
         case, pin = page.inner_text("#done-case"), page.inner_text("#done-pin")
         assert case.startswith("NC-") and len(pin) >= 10
         no_violations(page, "the case number and PIN")
+        shot(page, "4-case-opened")
 
         tap(page, "#done-to-case")
         page.fill("#case-number", case)
