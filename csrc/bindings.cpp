@@ -295,25 +295,34 @@ PYBIND11_MODULE(_core, m) {
       return py::array_t<T>({static_cast<py::ssize_t>(owned->size())}, owned->data(), owner);
     };
 
+    // Query rows in groups of `variants` -> (pointer, number of groups).
+    auto query_groups = [=](const py::array& queries, int variants) {
+      const uint8_t* q = codes_view(queries, "queries");
+      const std::size_t nflat = static_cast<std::size_t>(queries.shape(0));
+      if (variants < 1 || nflat % static_cast<std::size_t>(variants))
+        throw std::invalid_argument("the number of query rows must be a multiple of variants");
+      return std::make_pair(q, nflat / static_cast<std::size_t>(variants));
+    };
+    // RangeHits -> (lims, ids, distances, variants or None).
+    auto hits_tuple = [=](ncii::hamming::RangeHits& hits, int variants) {
+      py::object var = py::none();
+      if (variants > 1) var = to_numpy(std::move(hits.variants));
+      return py::make_tuple(to_numpy(std::move(hits.lims)), to_numpy(std::move(hits.ids)),
+                            to_numpy(std::move(hits.distances)), var);
+    };
+
     m.def(
         "hamming_range_search",
         [=](const py::array& codes, const py::array& queries, int radius, int variants, const py::object& ids,
             const py::object& removed, int threads) {
           const ncii::hamming::Bank bank = make_bank(codes, ids, removed);
-          const uint8_t* q = codes_view(queries, "queries");
-          const std::size_t nflat = static_cast<std::size_t>(queries.shape(0));
-          if (variants < 1 || nflat % static_cast<std::size_t>(variants))
-            throw std::invalid_argument("the number of query rows must be a multiple of variants");
+          const auto [q, nq] = query_groups(queries, variants);
           ncii::hamming::RangeHits hits;
           {
             py::gil_scoped_release release;
-            hits = ncii::hamming::range_search(bank, q, nflat / variants, variants, radius, threads,
-                                               ncii::active_simd_level());
+            hits = ncii::hamming::range_search(bank, q, nq, variants, radius, threads, ncii::active_simd_level());
           }
-          py::object var = py::none();
-          if (variants > 1) var = to_numpy(std::move(hits.variants));
-          return py::make_tuple(to_numpy(std::move(hits.lims)), to_numpy(std::move(hits.ids)),
-                                to_numpy(std::move(hits.distances)), var);
+          return hits_tuple(hits, variants);
         },
         py::arg("codes"), py::arg("queries"), py::arg("radius"), py::arg("variants") = 1, py::arg("ids") = py::none(),
         py::arg("removed") = py::none(), py::arg("threads") = 0,
@@ -377,23 +386,19 @@ PYBIND11_MODULE(_core, m) {
         [=](const ncii::mih::Tables& tables, const py::array& codes, const py::array& queries, int radius,
             int variants, const py::object& ids, const py::object& removed, int threads, bool auto_route) {
           const ncii::hamming::Bank bank = make_bank(codes, ids, removed);
-          const uint8_t* q = codes_view(queries, "queries");
-          const std::size_t nflat = static_cast<std::size_t>(queries.shape(0));
-          if (variants < 1 || nflat % static_cast<std::size_t>(variants))
-            throw std::invalid_argument("the number of query rows must be a multiple of variants");
+          const auto [q, nq] = query_groups(queries, variants);
           ncii::hamming::RangeHits hits;
           ncii::mih::Stats stats;
           {
             py::gil_scoped_release release;
-            hits = ncii::mih::range_search(tables, bank, q, nflat / variants, variants, radius, threads,
-                                           ncii::active_simd_level(),
+            hits = ncii::mih::range_search(tables, bank, q, nq, variants, radius, threads, ncii::active_simd_level(),
                                            auto_route ? ncii::mih::Mode::Auto : ncii::mih::Mode::Probe, &stats);
           }
-          py::object var = py::none();
-          if (variants > 1) var = to_numpy(std::move(hits.variants));
-          return py::make_tuple(to_numpy(std::move(hits.lims)), to_numpy(std::move(hits.ids)),
-                                to_numpy(std::move(hits.distances)), var,
-                                py::make_tuple(stats.queries, stats.scanned, stats.probes, stats.candidates));
+          const py::tuple found = hits_tuple(hits, variants);
+          py::tuple out(5);
+          for (std::size_t i = 0; i < 4; ++i) out[i] = found[i];
+          out[4] = py::make_tuple(stats.queries, stats.scanned, stats.probes, stats.candidates);
+          return out;
         },
         py::arg("tables"), py::arg("codes"), py::arg("queries"), py::arg("radius"), py::arg("variants") = 1,
         py::arg("ids") = py::none(), py::arg("removed") = py::none(), py::arg("threads") = 0,
