@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -15,7 +17,11 @@ import numpy as np
 
 from hub_server import HubServer, run_cli
 
-OPENAPI = Path(__file__).resolve().parents[2] / "shared" / "reference" / "hma-2-openapi.json"
+#: HMA 2.0's OpenAPI description: $NCII_HASH_HMA_OPENAPI, else ../shared/reference next to the
+#: checkout. Without it the contract tests still check every shape they assert; only the schema
+#: validation is left out (said once per run as a warning).
+OPENAPI = Path(os.environ.get("NCII_HASH_HMA_OPENAPI")
+               or Path(__file__).resolve().parents[2] / "shared" / "reference" / "hma-2-openapi.json")
 DEADLINE = 1.0  #: seconds a change may take to reach every matcher (issue 17)
 
 
@@ -75,9 +81,12 @@ class OpenApi:
     """HMA 2.0's OpenAPI description: the schema a route's response has for a status."""
 
     def __init__(self) -> None:
-        self.doc = json.loads(OPENAPI.read_text())
+        self.doc: Optional[dict] = json.loads(OPENAPI.read_text()) if OPENAPI.is_file() else None
+        if self.doc is None:
+            warnings.warn(f"HMA's OpenAPI description not found at {OPENAPI}: schemas not validated", stacklevel=2)
 
     def schema(self, method: str, path: str, status: int) -> Optional[dict]:
+        assert self.doc is not None
         responses = self.doc["paths"][path][method.lower()]["responses"]
         answer = responses.get(str(status)) or next((v for k, v in responses.items() if k.startswith("2")
                                                      and 200 <= status < 300), None)
@@ -88,8 +97,10 @@ class OpenApi:
         """The response's JSON, validated against the schema HMA's description gives it."""
         import jsonschema
 
-        assert path in self.doc["paths"], path
         body = response.json()
+        if self.doc is None:
+            return body
+        assert path in self.doc["paths"], path
         schema = self.schema(method, path, response.status_code)
         if schema is not None:
             jsonschema.validate(body, {**schema, "components": self.doc["components"]})
