@@ -123,3 +123,37 @@ def test_md5_js_equals_hashlib(tmp_path):
     done = subprocess.run([node(), "-e", MD5_CHECK, str(ASSETS / "md5.js"), str(tmp_path / "data"), json.dumps(sizes)],
                           check=True, capture_output=True, text=True, timeout=60)
     assert json.loads(done.stdout) == [hl.md5(data[:n]).hexdigest() for n in sizes] + [hl.md5(data).hexdigest()]
+
+
+DCT_IMPULSES = """
+const pdq = require(process.argv[1]);
+const fs = require("fs"), path = require("path");
+(async () => {
+  for (const name of ["pdq.wasm", "pdq-simd.wasm"]) {
+    const h = await pdq.instantiate(fs.readFileSync(path.join(path.dirname(process.argv[1]), name)));
+    const out = new Float32Array(4096 * 256), a = new Float32Array(4096);
+    for (let k = 0; k < 4096; k++) { a.fill(0); a[k] = 1; out.set(h.dct16(a), 256 * k); }
+    fs.writeFileSync(path.join(process.argv[2], name + ".dct"), Buffer.from(out.buffer));
+  }
+})();
+"""
+
+
+def test_dct_matrix_equals_native(tmp_path):
+    """The one float input that does not come from + - * / alone: the DCT matrix, made with the
+    C library's cos in double and rounded to float (musl in WebAssembly, glibc natively). The DCT
+    of the impulse at (k, j) is the float product D[i][k] * D[l][j] for every (i, l), so equal
+    outputs for all 4,096 impulses mean equal matrices, in both modules."""
+    from ncii_hash import _core
+
+    subprocess.run([node(), "-e", DCT_IMPULSES, str(ASSETS / "pdq.js"), str(tmp_path)], check=True,
+                   capture_output=True, timeout=120)
+    native = np.empty((4096, 256), np.float32)
+    a = np.zeros(4096, np.float32)
+    for k in range(4096):
+        a[:] = 0
+        a[k] = 1
+        native[k] = _core.pdq_dct16(a.reshape(64, 64)).ravel()
+    for name in BUILT:
+        got = np.fromfile(tmp_path / f"{name}.dct", np.float32).reshape(4096, 256)
+        assert got.tobytes() == native.tobytes(), f"{name}: the DCT differs from the native core's"

@@ -14,6 +14,8 @@
 //       flipX, flipY, flipPlus1, flipMinus1). Returns the quality 0..100, or -1 for
 //       arguments that are not an image (nothing is written then).
 //   ncii_simd()                        -- 1 in the SIMD128 build, 0 in the scalar one
+//   ncii_dct16(in64x64, out16x16)      -- the core's 64x64 -> 16x16 DCT on floats (tests: the DCT
+//                                         matrix comes from the C library's cos, musl here)
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -32,6 +34,10 @@ __attribute__((export_name("ncii_simd"))) int ncii_simd() {
 #else
   return 0;
 #endif
+}
+
+__attribute__((export_name("ncii_dct16"))) void ncii_dct16(const float* in64x64, float* out16x16) {
+  ncii::pdq::dct64_to_16(in64x64, out16x16);
 }
 
 __attribute__((export_name("ncii_pdq"))) int ncii_pdq(const uint8_t* pixels, int width, int height, int channels,

@@ -51,6 +51,19 @@
         e.ncii_free(out);
       }
     }
+
+    // The core's 16x16 DCT of a 64x64 float array (Float32Array of 4096), for tests.
+    dct16(values) {
+      const e = this.exports;
+      const buf = e.ncii_alloc(4 * (4096 + 256));
+      try {
+        new Float32Array(e.memory.buffer, buf, 4096).set(values);
+        e.ncii_dct16(buf, buf + 4 * 4096);
+        return new Float32Array(e.memory.buffer, buf + 4 * 4096, 256).slice();
+      } finally {
+        e.ncii_free(buf);
+      }
+    }
   }
 
   const imports = {
