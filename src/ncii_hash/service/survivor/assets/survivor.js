@@ -40,11 +40,19 @@
   function u24le(b, i) { return b[i] | (b[i + 1] << 8) | (b[i + 2] << 16); }
   function ascii(b, i, n) { return String.fromCharCode.apply(null, b.subarray(i, i + n)); }
 
-  // {width, height, grey} or null. grey: decoded by Pillow as one channel (PNG grey, JPEG
-  // with one component), which the native path hashes as grey: the page does the same.
+  // {width, height, grey, alpha} or null. grey: decoded by Pillow as one channel (PNG grey,
+  // JPEG with one component), which the native path hashes as grey: the page does the same.
+  // alpha: the picture may have transparent pixels (read back without premultiplying).
   function imageInfo(b) {
     if (b.length >= 26 && b[0] === 0x89 && ascii(b, 1, 3) === "PNG") {
-      return { width: u32be(b, 16), height: u32be(b, 20), grey: b[25] === 0 || b[25] === 4 };
+      let alpha = b[25] === 4 || b[25] === 6;
+      for (let i = 8; !alpha && i + 8 <= b.length;) {
+        const type = ascii(b, i + 4, 4);
+        if (type === "IDAT") break;
+        alpha = type === "tRNS";
+        i += 12 + u32be(b, i);
+      }
+      return { width: u32be(b, 16), height: u32be(b, 20), grey: b[25] === 0 || b[25] === 4, alpha: alpha };
     }
     if (b.length >= 4 && b[0] === 0xff && b[1] === 0xd8) {
       let i = 2;
@@ -53,22 +61,22 @@
         const m = b[i + 1];
         if (m === 0xff) { i++; continue; }
         if (m >= 0xc0 && m <= 0xcf && m !== 0xc4 && m !== 0xc8 && m !== 0xcc) {
-          return { width: u16be(b, i + 7), height: u16be(b, i + 5), grey: b[i + 9] === 1 };
+          return { width: u16be(b, i + 7), height: u16be(b, i + 5), grey: b[i + 9] === 1, alpha: false };
         }
         if (m === 0xd8 || (m >= 0xd0 && m <= 0xd7) || m === 0x01) { i += 2; continue; }
         i += 2 + u16be(b, i + 2);
       }
       return null;
     }
-    if (b.length >= 10 && ascii(b, 0, 4) === "GIF8") return { width: u16le(b, 6), height: u16le(b, 8), grey: false };
+    if (b.length >= 10 && ascii(b, 0, 4) === "GIF8") return { width: u16le(b, 6), height: u16le(b, 8), grey: false, alpha: true };
     if (b.length >= 30 && ascii(b, 0, 4) === "RIFF" && ascii(b, 8, 4) === "WEBP") {
       const chunk = ascii(b, 12, 4);
-      if (chunk === "VP8 ") return { width: u16le(b, 26) & 0x3fff, height: u16le(b, 28) & 0x3fff, grey: false };
+      if (chunk === "VP8 ") return { width: u16le(b, 26) & 0x3fff, height: u16le(b, 28) & 0x3fff, grey: false, alpha: false };
       if (chunk === "VP8L") {
         return { width: 1 + (b[21] | ((b[22] & 0x3f) << 8)),
-          height: 1 + ((b[22] >> 6) | (b[23] << 2) | ((b[24] & 0x0f) << 10)), grey: false };
+          height: 1 + ((b[22] >> 6) | (b[23] << 2) | ((b[24] & 0x0f) << 10)), grey: false, alpha: true };
       }
-      if (chunk === "VP8X") return { width: 1 + u24le(b, 24), height: 1 + u24le(b, 27), grey: false };
+      if (chunk === "VP8X") return { width: 1 + u24le(b, 24), height: 1 + u24le(b, 27), grey: false, alpha: (b[20] & 0x10) !== 0 };
       return null;
     }
     if (isIsoImage(b)) {
@@ -80,11 +88,11 @@
         const w = u32be(b, i + 8), h = u32be(b, i + 12);
         if (w * h > width * height) { width = w; height = h; }
       }
-      return width && height ? { width: width, height: height, grey: false } : null;
+      return width && height ? { width: width, height: height, grey: false, alpha: true } : null;
     }
     if (b.length >= 26 && ascii(b, 0, 2) === "BM") {
       const v = new DataView(b.buffer, b.byteOffset, b.length);
-      return { width: Math.abs(v.getInt32(18, true)), height: Math.abs(v.getInt32(22, true)), grey: false };
+      return { width: Math.abs(v.getInt32(18, true)), height: Math.abs(v.getInt32(22, true)), grey: false, alpha: true };
     }
     return null;
   }
@@ -115,6 +123,34 @@
     const c = document.createElement("canvas");
     c.width = width; c.height = height;
     return c;
+  }
+
+  // The decoded RGBA pixels of a bitmap with transparency, not premultiplied: a 2D canvas
+  // premultiplies (a fully transparent pixel reads back as black), while the native path keeps
+  // the colour under the alpha (Pillow drops the alpha channel). A WebGL texture keeps the
+  // bitmap's bytes as they are; null when WebGL or a texture of this size is not available.
+  function unpremultipliedPixels(bitmap) {
+    const c = canvas(1, 1);
+    const gl = c.getContext("webgl", { premultipliedAlpha: false, antialias: false });
+    if (!gl || Math.max(bitmap.width, bitmap.height) > gl.getParameter(gl.MAX_TEXTURE_SIZE)) return null;
+    try {
+      const texture = gl.createTexture();
+      gl.bindTexture(gl.TEXTURE_2D, texture);
+      gl.pixelStorei(gl.UNPACK_PREMULTIPLY_ALPHA_WEBGL, false);
+      gl.pixelStorei(gl.UNPACK_COLORSPACE_CONVERSION_WEBGL, gl.NONE);
+      gl.pixelStorei(gl.UNPACK_FLIP_Y_WEBGL, false);
+      gl.texImage2D(gl.TEXTURE_2D, 0, gl.RGBA, gl.RGBA, gl.UNSIGNED_BYTE, bitmap);
+      const framebuffer = gl.createFramebuffer();
+      gl.bindFramebuffer(gl.FRAMEBUFFER, framebuffer);
+      gl.framebufferTexture2D(gl.FRAMEBUFFER, gl.COLOR_ATTACHMENT0, gl.TEXTURE_2D, texture, 0);
+      if (gl.checkFramebufferStatus(gl.FRAMEBUFFER) !== gl.FRAMEBUFFER_COMPLETE) return null;
+      const pixels = new Uint8Array(bitmap.width * bitmap.height * 4);
+      gl.readPixels(0, 0, bitmap.width, bitmap.height, gl.RGBA, gl.UNSIGNED_BYTE, pixels);
+      return gl.getError() === gl.NO_ERROR ? pixels : null;
+    } finally {
+      const lose = gl.getExtension("WEBGL_lose_context");
+      if (lose) lose.loseContext();
+    }
   }
 
   // The decoded RGBA pixels of a bitmap, and a small JPEG thumbnail (data: URL).
@@ -208,7 +244,7 @@
       throw new Refused(isIsoImage(head) ? "unsupported" : "unreadable");
     }
     try {
-      const rgba = pixelsOf(bitmap);
+      const rgba = (info.alpha && unpremultipliedPixels(bitmap)) || pixelsOf(bitmap);
       const h = await hasher;
       const result = info.grey ? h.hash(grey(rgba), bitmap.width, bitmap.height, 1)
         : h.hash(rgba, bitmap.width, bitmap.height, 4);
