@@ -39,6 +39,41 @@ def test_waiting_lookups_join_one_kernel_call():
         batcher.close()
 
 
+def test_event_loop_lookups_are_settled_together():
+    """submit_async: the asyncio futures of one call are settled by one hand-over to the loop."""
+    import asyncio
+
+    release = threading.Event()
+    calls: list[int] = []
+
+    def search(queries: np.ndarray, radius: int, dihedral: bool) -> list:
+        calls.append(len(queries))
+        release.wait(30)
+        if radius == 1:
+            raise ValueError("bad call")
+        return [[int(q[0])] for q in queries]
+
+    async def main(batcher: LookupBatcher) -> tuple:
+        first = batcher.submit_async(np.full((1, 32), 1, np.uint8), 31)
+        while not calls:
+            await asyncio.sleep(0.001)
+        rest = [batcher.submit_async(np.full((1, 32), i, np.uint8), 31) for i in range(5)]
+        bad = batcher.submit_async(np.zeros((1, 32), np.uint8), 1)
+        release.set()
+        results = await asyncio.gather(first, *rest)
+        with pytest.raises(ValueError, match="bad call"):
+            await bad
+        return results
+
+    batcher = LookupBatcher(search)
+    try:
+        assert asyncio.run(main(batcher)) == [[[1]], *[[[i]] for i in range(5)]]
+        assert calls == [1, 5, 1]
+    finally:
+        release.set()
+        batcher.close()
+
+
 def test_an_error_reaches_every_waiter_of_its_call_and_the_worker_goes_on():
     def search(queries: np.ndarray, radius: int, dihedral: bool) -> list:
         if radius == 1:

@@ -13,10 +13,11 @@ An exception in ``search`` is set on every future of that call (the worker carri
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
@@ -29,6 +30,9 @@ class _Pending:
     radius: int
     dihedral: bool
     future: Future = field(default_factory=Future)
+    #: set by submit_async: the event loop's future, settled with the whole call's others in
+    #: one call_soon_threadsafe (one wake-up of the loop per kernel call, not one per lookup)
+    waiter: Optional[asyncio.Future] = None
 
 
 class LookupBatcher:
@@ -54,6 +58,17 @@ class LookupBatcher:
             self._cond.notify()
         return item.future
 
+    def submit_async(self, queries: np.ndarray, radius: int, dihedral: bool = False) -> asyncio.Future:
+        """:meth:`submit` for a coroutine on the running event loop: an asyncio future."""
+        waiter = asyncio.get_running_loop().create_future()
+        item = _Pending(np.ascontiguousarray(queries, dtype=np.uint8), int(radius), bool(dihedral), waiter=waiter)
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("the lookup batcher is closed")
+            self._pending.append(item)
+            self._cond.notify()
+        return waiter
+
     def _take(self) -> list[_Pending]:
         with self._cond:
             while not self._pending and not self._closed:
@@ -77,7 +92,7 @@ class LookupBatcher:
                 self._call(items, radius, dihedral)
 
     def _call(self, items: list[_Pending], radius: int, dihedral: bool) -> None:
-        live = [i for i in items if i.future.set_running_or_notify_cancel()]
+        live = [i for i in items if i.waiter is not None or i.future.set_running_or_notify_cancel()]
         if not live:
             return
         try:
@@ -86,14 +101,31 @@ class LookupBatcher:
             self.calls += 1
             self.queries += len(queries)
         except BaseException as exc:  # noqa: BLE001 - every waiter gets the error, the worker carries on
-            for i in live:
-                i.future.set_exception(exc)
+            self._settle([(i, None, exc) for i in live])
             return
-        start = 0
+        outcomes, start = [], 0
         for i in live:
             n = len(i.queries)
-            i.future.set_result(list(hits[start:start + n]))
+            outcomes.append((i, list(hits[start:start + n]), None))
             start += n
+        self._settle(outcomes)
+
+    @staticmethod
+    def _settle(outcomes: list[tuple[_Pending, Any, Optional[BaseException]]]) -> None:
+        by_loop: dict[Any, list] = {}
+        for item, result, exc in outcomes:
+            if item.waiter is None:
+                if exc is None:
+                    item.future.set_result(result)
+                else:
+                    item.future.set_exception(exc)
+            else:
+                by_loop.setdefault(item.waiter.get_loop(), []).append((item.waiter, result, exc))
+        for loop, waiters in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_resolve, waiters)
+            except RuntimeError:  # the loop is closed: nobody waits any more
+                pass
 
     def close(self) -> None:
         """Finish what is queued, then stop the worker."""
@@ -104,3 +136,14 @@ class LookupBatcher:
 
     def stats(self) -> dict[str, Any]:
         return {"calls": self.calls, "queries": self.queries}
+
+
+def _resolve(waiters: list[tuple[asyncio.Future, Any, Optional[BaseException]]]) -> None:
+    """On the event loop: settle the asyncio futures of one kernel call."""
+    for waiter, result, exc in waiters:
+        if waiter.done():  # the request went away (cancelled)
+            continue
+        if exc is None:
+            waiter.set_result(result)
+        else:
+            waiter.set_exception(exc)

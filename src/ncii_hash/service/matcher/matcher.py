@@ -14,6 +14,7 @@ the catalog; every matcher process on the same store sees them through the chang
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 import secrets
@@ -140,6 +141,12 @@ class Matcher:
         """A future of one list of :class:`Hit` per query row (best per content id)."""
         assert self.batcher is not None
         return self.batcher.submit(queries, radius, dihedral)
+
+    def lookup_async(self, queries: np.ndarray, *, radius: int = PDQ_MATCH_THRESHOLD,
+                     dihedral: bool = False) -> "asyncio.Future":
+        """:meth:`lookup` for the event loop (its futures settled once per kernel call)."""
+        assert self.batcher is not None
+        return self.batcher.submit_async(queries, radius, dihedral)
 
     def _search(self, queries: np.ndarray, radius: int, dihedral: bool) -> list[list[Hit]]:
         assert self.bank is not None and self.catalog is not None

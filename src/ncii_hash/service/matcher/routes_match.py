@@ -10,7 +10,6 @@ Extra optional parameters HMA clients do not send: ``threshold`` (default 31, in
 
 from __future__ import annotations
 
-import asyncio
 import random
 from typing import Any, Optional
 
@@ -88,7 +87,7 @@ async def _hits(m: Matcher, hashed_or_codes: Any, radius: int, dihedral: bool) -
         queries = hashed_or_codes.dihedral if dihedral else hashed_or_codes.codes
     else:
         queries, dihedral = hashed_or_codes, False
-    rows = await asyncio.wrap_future(m.lookup(queries, radius=radius, dihedral=dihedral))
+    rows = await m.lookup_async(queries, radius=radius, dihedral=dihedral)
     return rows[0]
 
 
