@@ -36,7 +36,7 @@ import numpy as np
 from ..features.orb import FeatureSet
 from ..hashes import PDQ_HASH_BYTES, PDQ_MATCH_THRESHOLD, PDQ_MIN_QUALITY
 from ..image.io import ImageSource
-from ..index import DEFAULT_BACKEND
+from ..index import DEFAULT_BACKEND, RangeResult
 from ..submission import Submission, parse_submission, read_submission
 from . import cases, exchange, image_match, sync, video_match
 from .feature_store import FeatureStore, feature_sets_of
@@ -277,6 +277,15 @@ class HashBank:
         # RangeResult rows are already ordered per query by (distance, id) and the hash id is
         # the index id, so filtering keeps the documented order: no sort needed.
         return out
+
+    def search_index(self, queries: np.ndarray, radius: int = PDQ_MATCH_THRESHOLD, *, dihedral: bool = False,
+                     threads: int = 0) -> RangeResult:
+        """The index's own answer (hash ids, distances) after catching up with the change log,
+        for callers that resolve hash ids against the table themselves in one read (the
+        matcher); :meth:`match` is the checked, case-level form. ``queries``: ``(Q, 32)``, or
+        ``(Q, 8, 32)`` with ``dihedral``."""
+        with self._lock:
+            return self._hashes.range_search(queries, radius, dihedral=dihedral, threads=threads)
 
     def match_images(
         self,

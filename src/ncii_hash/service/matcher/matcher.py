@@ -150,18 +150,23 @@ class Matcher:
 
     def _search(self, queries: np.ndarray, radius: int, dihedral: bool) -> list[list[Hit]]:
         assert self.bank is not None and self.catalog is not None
-        matches = self.bank.match(queries, radius, dihedral=dihedral, threads=self.settings.threads)
+        # The index's answer, resolved against the table in one read (catalog.hits): a hash
+        # withdrawn since the index last caught up is not in the table, so it drops out.
+        res = self.bank.search_index(queries, radius, dihedral=dihedral, threads=self.settings.threads)
         per_query: list[dict[int, Hit]] = [{} for _ in range(len(queries))]
-        if matches:
-            resolved = self.catalog.hits([m.hash_id for m in matches])
-            for m in matches:
-                got = resolved.get(m.hash_id)
-                if got is None:
-                    continue  # withdrawn since
-                cid, bank, enabled, ratio = got
-                best = per_query[m.query].get(cid)
-                if best is None or m.distance < best.distance:
-                    per_query[m.query][cid] = Hit(cid, bank, enabled, m.distance, ratio)
+        if res.ids.size:
+            ids, dists = res.ids.tolist(), res.distances.tolist()
+            resolved = self.catalog.hits(ids)
+            lims = res.lims.tolist()
+            for qi in range(len(lims) - 1):
+                for j in range(lims[qi], lims[qi + 1]):
+                    got = resolved.get(ids[j])
+                    if got is None:
+                        continue  # withdrawn since
+                    cid, bank, enabled, ratio = got
+                    best = per_query[qi].get(cid)
+                    if best is None or dists[j] < best.distance:
+                        per_query[qi][cid] = Hit(cid, bank, enabled, dists[j], ratio)
         return [sorted(d.values(), key=lambda h: (h.distance, h.content_id)) for d in per_query]
 
     # ---- writing ------------------------------------------------------------------------------
