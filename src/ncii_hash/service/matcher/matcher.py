@@ -15,7 +15,6 @@ the catalog; every matcher process on the same store sees them through the chang
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import secrets
 import threading
@@ -29,7 +28,7 @@ import numpy as np
 from ...bank import HashBank
 from ...bank.store import open_database
 from ...hashes import PDQ_MATCH_THRESHOLD
-from ...index import HashIndex
+from ...index import DEFAULT_BACKEND
 from ..access import StoreAccess
 from .batcher import LookupBatcher
 from .catalog import BankCatalog
@@ -39,8 +38,6 @@ from .media import UrlFetcher
 
 log = logging.getLogger("ncii_hash.matcher")
 MiB = 1024 * 1024
-#: The index backend HashIndex uses when none is named (the matcher's default too).
-DEFAULT_BACKEND: str = inspect.signature(HashIndex).parameters["backend"].default
 
 
 @dataclass(frozen=True)
