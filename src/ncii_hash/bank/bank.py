@@ -238,13 +238,9 @@ class HashBank:
         dihedral: bool = True,
         threads: int = 0,
     ) -> list[BankMatch]:
-        """Banked hashes within ``radius`` (inclusive) of each query, as BankMatch records.
-
-        ``queries``: ``(Q, 32)`` hashes, or ``(Q, 8, 32)`` dihedral sets from
-        ``pdq_hash(..., dihedral=True).dihedral`` (searched in all 8 orientations when
-        ``dihedral`` is true; the variants of a hash come from its DCT, so plain hashes are
-        searched as they are). Sorted by query, then distance, then hash id.
-        """
+        """Banked hashes within ``radius`` (inclusive) of each query, as BankMatch records,
+        sorted by query, distance, hash id. ``queries``: ``(Q, 32)`` hashes, or ``(Q, 8, 32)``
+        sets from ``pdq_hash(..., dihedral=True).dihedral`` (all 8 searched with ``dihedral``)."""
         q = np.asarray(queries)
         if q.dtype != np.uint8:
             raise TypeError(f"queries must be uint8 hashes; got dtype {q.dtype}")
@@ -274,16 +270,13 @@ class HashBank:
                 if cid is not None:
                     out.append(BankMatch(query=qi, case_id=cid, hash_id=hid, distance=int(res.distances[j]),
                                          variant=int(variants[j])))
-        # RangeResult rows are already ordered per query by (distance, id) and the hash id is
-        # the index id, so filtering keeps the documented order: no sort needed.
+        # Rows come ordered per query by (distance, id): filtering keeps that order.
         return out
 
     def search_index(self, queries: np.ndarray, radius: int = PDQ_MATCH_THRESHOLD, *, dihedral: bool = False,
                      threads: int = 0) -> RangeResult:
-        """The index's own answer (hash ids, distances) after catching up with the change log,
-        for callers that resolve hash ids against the table themselves in one read (the
-        matcher); :meth:`match` is the checked, case-level form. ``queries``: ``(Q, 32)``, or
-        ``(Q, 8, 32)`` with ``dihedral``."""
+        """The caught-up index's hash ids for callers that check them against the table
+        themselves (the matcher); :meth:`match` is the checked, case-level form."""
         with self._lock:
             return self._hashes.range_search(queries, radius, dihedral=dihedral, threads=threads)
 
