@@ -16,6 +16,7 @@ adds 100M (flat only, ~4 GB). faiss-hnsw is built up to 1M only (its build is fa
 beyond on a small machine: noted in the output).
 
     python -m benchmarks.bench_match --quick --out bench-results
+    python -m benchmarks.bench_match --backends=flat,auto,mih --out bench-results   # no FAISS builds
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ EXACT = ("flat", "mih", "auto", "faiss-flat", "faiss-mih")
 PYTX_MAX_BANK = 10_000_000  # pytx's PDQIndex is built from hex strings: ~2 GB of Python objects at 10M
 PHOTO_EDITS = ("jpeg_q50", "resize_0.25", "messaging_1280_q80", "contrast_0.7", "blur_r2", "noise_s10", "rot90")
 WITH_100M = os.environ.get("NCII_HASH_BENCH_100M") == "1"
+ONLY_BACKENDS: Optional[tuple] = None  # --backends=a,b: measure only these (flat always)
 
 
 # ---- data ---------------------------------------------------------------------------------
@@ -157,6 +159,9 @@ def run(ctx: harness.Context) -> None:
             backends += ["faiss-flat", "faiss-mih", "faiss-ivf"] + (["faiss-hnsw"] if n <= HNSW_MAX_BANK else [])
             if n > HNSW_MAX_BANK:
                 ctx.note(f"{lab}: faiss-hnsw not built (build time grows far beyond the others on 2 cores)")
+        if ONLY_BACKENDS is not None:
+            backends = [b for b in backends if b == "flat" or b in ONLY_BACKENDS]
+            ctx.note(f"{lab}: backends limited to {', '.join(backends)} (--backends)")
         indexes = {}
         for b in backends:
             gc.collect()
@@ -407,11 +412,15 @@ def print_table(lab: str, row: dict) -> None:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    global WITH_100M
+    global WITH_100M, ONLY_BACKENDS
     args = list(sys.argv[1:] if argv is None else argv)
     if "--bank-100m" in args:
         args.remove("--bank-100m")
         WITH_100M = True
+    for a in list(args):
+        if a.startswith("--backends="):  # e.g. --backends=flat,auto: a shorter run (FAISS builds dominate)
+            args.remove(a)
+            ONLY_BACKENDS = tuple(b for b in a.split("=", 1)[1].split(",") if b)
     return harness.main(run, NAME, args)
 
 
