@@ -20,13 +20,15 @@ namespace {
 using hamming::Hit;
 using hamming::RangeHits;
 
-// Cost model, in rough nanoseconds on one core (measured by benchmarks/bench_match.py's
-// single-lookup rows on x86-64 servers, DDR4/DDR5): a bucket lookup is a random read of the
-// offsets plus, when the bucket is not empty, of its rows; a candidate is a random 32-byte read
-// and a popcount; the flat scan costs kScanRowMemory per row once per call (memory bound) plus
-// kScanRowQuery per row and query (compute bound, large batches).
-constexpr double kProbeCost = 6.0;
-constexpr double kCandidateCost = 7.0;
+// Cost model, in nanoseconds on one core, measured with benchmarks/bench_match.py on an x86-64
+// server (AMD EPYC, DDR5): a bucket lookup is a random read of the offsets plus, when the bucket
+// is not empty, of its rows; a candidate is a random 32-byte read and a popcount -- with the
+// per-query bookkeeping, 25-35 ns per operation whether the tables are in cache (100k rows) or
+// not (10M); the flat scan costs kScanRowMemory per row once per call (memory bound) plus
+// kScanRowQuery per row and query (compute bound, large batches). With these, a batch of 1000
+// queries on 100k rows is scanned (as fast as probing there) and everything at 1M+ is probed.
+constexpr double kProbeCost = 24.0;
+constexpr double kCandidateCost = 28.0;
 constexpr double kScanRowMemory = 1.2;
 constexpr double kScanRowQuery = 0.15;
 constexpr std::size_t kTableBudgetPerRow = 110;
@@ -312,6 +314,17 @@ RangeHits range_search(const Tables& tables, const hamming::Bank& bank, const ui
 
   const std::size_t nthreads = std::max<std::size_t>(
       1, std::min<std::size_t>(static_cast<std::size_t>(hamming::resolve_threads(threads)), nq));
+  // Before probing anything: the plan's cost on uniformly spread codes (modelled_cost; real
+  // buckets are rarely emptier). A call whose every query would lose to the scan is scanned
+  // whole, without probing (e.g. large batches over small banks).
+  const double expected = modelled_cost(tables.layout(), tables.rows(), radius) * static_cast<double>(v);
+  if (mode == Mode::Auto && expected > scan_share) {
+    if (stats) {
+      *stats = Stats{};
+      stats->queries = stats->scanned = nq;
+    }
+    return hamming::range_search(bank, queries, nq, variants, radius, threads, level);
+  }
   std::vector<Scratch> scratch(nthreads);
   std::atomic<std::size_t> next{0};
   constexpr std::size_t kChunk = 16;
