@@ -33,11 +33,11 @@ import numpy as np
 
 try:
     from . import harness
-    from .bench_match import N_CENTRES, make_bank, make_queries
+    from .bench_match import N_CENTRES, label, make_bank, make_queries
 except ImportError:  # run as a plain script
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     from benchmarks import harness
-    from benchmarks.bench_match import N_CENTRES, make_bank, make_queries
+    from benchmarks.bench_match import N_CENTRES, label, make_bank, make_queries
 
 NAME = "tx"
 THRESHOLD = 31
@@ -48,10 +48,6 @@ QUERIES_PER_CALL = 20
 CHECKED_QUERIES = 200  #: queries whose matches are compared across the indexes
 OTHER_BACKENDS = ("flat", "mih")  # ours by default is "auto"
 OURS, PYTX, PYTX2 = "NciiPdqIndex", "pytx PDQIndex", "pytx PDQIndex2"
-
-
-def label(n: int) -> str:
-    return f"{n // 1_000_000}M" if n >= 1_000_000 else f"{n // 1000}k"
 
 
 def query_loop(index: Any, hexes: Sequence[str]) -> Callable[[], object]:

@@ -46,6 +46,23 @@ def require_browser() -> None:
     pytest.skip(reason)
 
 
+#: axe-core's WCAG 2.2 A/AA rules, the ones every page of the app and the hub must pass.
+WCAG = {"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]},
+        "resultTypes": ["violations"]}
+
+
+@pytest.fixture(scope="module")
+def browser():  # type: ignore[no-untyped-def]
+    """One Chromium per test module (import this fixture by name into the module)."""
+    require_browser()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=find_chromium())
+        yield b
+        b.close()
+
+
 class LoopbackOnly:
     """Route handler for a browser context: requests to 127.0.0.1 go on, anything else is
     aborted and remembered (a test asserts the list is empty). Also keeps every request body

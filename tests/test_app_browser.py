@@ -14,23 +14,10 @@ from pathlib import Path
 import pytest
 
 from app_server import AppServer, canonical, cli_submission, encode, media_files, picture
-from browser import LoopbackOnly, find_chromium, require_browser
+from browser import WCAG, LoopbackOnly, browser  # noqa: F401  (browser: the fixture)
 from hub_server import HubServer
 
 pytest.importorskip("fastapi")
-WCAG = {"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]},
-        "resultTypes": ["violations"]}
-
-
-@pytest.fixture(scope="module")
-def browser():
-    require_browser()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=find_chromium())
-        yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from app_server import canonical, cli_submission, media_files, picture
-from browser import LoopbackOnly, find_chromium, require_browser
+from browser import WCAG, LoopbackOnly, browser  # noqa: F401  (browser: the fixture)
 from hub_server import HubServer
 from PIL import Image
 from wasm_helpers import (
@@ -34,20 +34,7 @@ from wasm_helpers import (
 import ncii_hash as nh
 
 pytest.importorskip("fastapi")
-WCAG = {"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]},
-        "resultTypes": ["violations"]}
 PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 3, "is_mobile": True, "has_touch": True}
-
-
-@pytest.fixture(scope="module")
-def browser():
-    require_browser()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=find_chromium())
-        yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")

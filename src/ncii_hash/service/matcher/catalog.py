@@ -23,19 +23,11 @@ from dataclasses import dataclass
 from typing import Iterable, Optional
 
 from ..access import StoreAccess
+from .refused import Refused
 
 BANK_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 HUB_CASE_PREFIX = "NC-"
 ENABLED, DISABLED = 1, 0  #: HMA's magic values of disable_until_ts
-
-
-class CatalogError(ValueError):
-    """A request the catalog refuses: ``status`` is the HTTP status HMA answers with."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -66,13 +58,13 @@ class Content:
 
 def check_bank_name(name: object) -> str:
     if not isinstance(name, str) or not BANK_NAME.match(name):
-        raise CatalogError(400, "Bank names must be UPPER_WITH_UNDERSCORE")
+        raise Refused(400, "Bank names must be UPPER_WITH_UNDERSCORE")
     return name
 
 
 def check_ratio(ratio: object) -> float:
     if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0.0 <= float(ratio) <= 1.0:
-        raise CatalogError(400, "enabled_ratio must be a number from 0.0 to 1.0")
+        raise Refused(400, "enabled_ratio must be a number from 0.0 to 1.0")
     return float(ratio)
 
 
@@ -94,14 +86,14 @@ class BankCatalog:
     def require(self, name: str) -> NamedBank:
         bank = self.bank(name)
         if bank is None:
-            raise CatalogError(404, f"bank '{name}' not found")
+            raise Refused(404, f"bank '{name}' not found")
         return bank
 
     def create(self, name: object, ratio: object) -> NamedBank:
         bank = NamedBank(check_bank_name(name), check_ratio(ratio), None)
         with self.access.write():
             if self.bank(bank.name) is not None:
-                raise CatalogError(403, "Bank already exists")
+                raise Refused(403, "Bank already exists")
             self.access.execute("INSERT INTO named_banks (name, enabled_ratio, origin, created_at) VALUES (?, ?, NULL, ?)",
                                 (bank.name, bank.enabled_ratio, time.time()))
         return bank
@@ -110,12 +102,12 @@ class BankCatalog:
         with self.access.write():
             bank = self.bank(name)
             if bank is None:
-                raise CatalogError(404, "Bank not found")
+                raise Refused(404, "Bank not found")
             target = bank.name if new_name is None else check_bank_name(new_name)
             value = bank.enabled_ratio if ratio is None else check_ratio(ratio)
             if target != bank.name:
                 if self.bank(target) is not None:
-                    raise CatalogError(403, "Bank name already exists")
+                    raise Refused(403, "Bank name already exists")
                 self.access.execute("UPDATE bank_cases SET bank=? WHERE bank=?", (target, bank.name))
             self.access.execute("UPDATE named_banks SET name=?, enabled_ratio=? WHERE name=?", (target, value, bank.name))
         return NamedBank(target, value, bank.origin)

@@ -20,15 +20,9 @@ import numpy as np
 
 from ...hashes import PDQ_MIN_QUALITY
 from ...image.pdq import pdq_hash
+from .refused import Refused
 
 CONTENT_TYPES = {"photo": True, "video": False}  #: HMA content types and whether this matcher hashes them
-
-
-class MediaError(ValueError):
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -45,7 +39,7 @@ def hash_image(data: bytes) -> Hashed:
     try:
         result = pdq_hash(data, dihedral=True)
     except (ValueError, TypeError) as exc:
-        raise MediaError(400, f"the file could not be hashed as a photo ({exc.__class__.__name__})") from None
+        raise Refused(400, f"the file could not be hashed as a photo ({exc.__class__.__name__})") from None
     if result.quality < PDQ_MIN_QUALITY:
         return Hashed("", result.quality, None, None)
     assert result.dihedral is not None
@@ -56,23 +50,23 @@ def uploaded_file(content_type: Optional[str], body: bytes) -> tuple[str, bytes]
     """``(content type, file bytes)`` of HMA's multipart upload: exactly one file part, named
     by its content type (``photo``)."""
     if not content_type or not content_type.lower().startswith("multipart/form-data"):
-        raise MediaError(400, "Missing multipart/form-data file upload")
+        raise Refused(400, "Missing multipart/form-data file upload")
     head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode("latin-1", "replace")
     message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + body)
     if not message.is_multipart():
-        raise MediaError(400, "Missing multipart/form-data file upload")
+        raise Refused(400, "Missing multipart/form-data file upload")
     files = [p for p in message.iter_parts() if p.get_filename() is not None]
     if not files:
-        raise MediaError(400, "Missing multipart/form-data file upload")
+        raise Refused(400, "Missing multipart/form-data file upload")
     if len(files) > 1:
-        raise MediaError(400, "Only one file allowed per request")
+        raise Refused(400, "Only one file allowed per request")
     part = files[0]
     field = part.get_param("name", header="content-disposition")
     kind = str(field or "")
     if kind not in CONTENT_TYPES:
-        raise MediaError(400, f"no such content type '{kind}' (the file's form field names it: photo)")
+        raise Refused(400, f"no such content type '{kind}' (the file's form field names it: photo)")
     if not CONTENT_TYPES[kind]:
-        raise MediaError(400, f"content type '{kind}' is not enabled on this matcher")
+        raise Refused(400, f"content type '{kind}' is not enabled on this matcher")
     payload = part.get_payload(decode=True)
     return kind, bytes(payload or b"")
 
@@ -102,11 +96,11 @@ class UrlFetcher:
 
     def fetch(self, url: str, content_type: Optional[str] = None) -> bytes:
         if not self.enabled:
-            raise MediaError(403, "fetching media by URL is off on this matcher (start it with --fetch-allow HOST)")
+            raise Refused(403, "fetching media by URL is off on this matcher (start it with --fetch-allow HOST)")
         if not self.allowed(url):
-            raise MediaError(400, "Invalid or unsafe URL provided")
+            raise Refused(400, "Invalid or unsafe URL provided")
         if content_type not in (None, "", "photo"):
-            raise MediaError(400, f"content type '{content_type}' is not enabled on this matcher")
+            raise Refused(400, f"content type '{content_type}' is not enabled on this matcher")
         import urllib.error
         import urllib.request
 
@@ -119,12 +113,12 @@ class UrlFetcher:
             with opener.open(urllib.request.Request(url, method="GET"), timeout=self.timeout) as response:
                 length = response.headers.get("content-length")
                 if length is not None and length.isdigit() and int(length) > self.max_bytes:
-                    raise MediaError(413, "Content too large")
+                    raise Refused(413, "Content too large")
                 data = response.read(self.max_bytes + 1)
         except urllib.error.HTTPError as exc:
-            raise MediaError(400, f"Failed to fetch URL: HTTP {exc.code}") from None
+            raise Refused(400, f"Failed to fetch URL: HTTP {exc.code}") from None
         except (urllib.error.URLError, OSError, ValueError) as exc:
-            raise MediaError(400, f"Failed to fetch URL: {exc.__class__.__name__}") from None
+            raise Refused(400, f"Failed to fetch URL: {exc.__class__.__name__}") from None
         if len(data) > self.max_bytes:
-            raise MediaError(413, "Content too large")
+            raise Refused(413, "Content too large")
         return data

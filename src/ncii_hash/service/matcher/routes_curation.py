@@ -15,10 +15,11 @@ from typing import Any, Optional
 
 from fastapi import APIRouter, Depends, Request
 
-from .catalog import CatalogError, Content, NamedBank
+from .catalog import Content, NamedBank
 from .deps import SIGNAL_TYPES, ApiError, flag, off_loop, pdq_codes, ready_matcher, writer
 from .matcher import Matcher
-from .media import CONTENT_TYPES, MediaError, hash_image, uploaded_file
+from .media import CONTENT_TYPES, hash_image, uploaded_file
+from .refused import Refused
 
 router = APIRouter(prefix="/c")
 write = [Depends(writer)]
@@ -42,7 +43,7 @@ async def _catalog(m: Matcher, fn: str, *args: Any) -> Any:
     assert m.catalog is not None
     try:
         return await off_loop(getattr(m.catalog, fn), *args)
-    except CatalogError as exc:
+    except Refused as exc:
         raise ApiError(exc.status, exc.message) from None
 
 
@@ -148,7 +149,7 @@ async def bank_add_content(request: Request, bank_name: str) -> dict:
         else:
             _, data = uploaded_file(request.headers.get("content-type"), await request.body())
         hashed = await off_loop(hash_image, data)
-    except MediaError as exc:
+    except Refused as exc:
         raise ApiError(exc.status, exc.message) from None
     if hashed.codes is None:
         raise ApiError(400, f"the photo's PDQ quality is {hashed.quality}, below 50: it would match unrelated images")

@@ -20,7 +20,8 @@ from ...hashes import PDQ_MATCH_THRESHOLD, hamming
 from .deps import (ApiError, banks_filter, flag, looker, matcher, off_loop, pdq_codes, ready_matcher, signal_type,
                    threshold)
 from .matcher import Hit, Matcher
-from .media import Hashed, MediaError, hash_image, uploaded_file
+from .media import Hashed, hash_image, uploaded_file
+from .refused import Refused
 
 router = APIRouter()
 # /m/* and /h/* check API keys inline (``await looker(request)``) rather than as router
@@ -50,7 +51,7 @@ async def _hash_upload(request: Request, m: Matcher) -> Hashed:
     try:
         _, data = uploaded_file(request.headers.get("content-type"), body)
         return await off_loop(hash_image, data)
-    except MediaError as exc:
+    except Refused as exc:
         raise ApiError(exc.status, exc.message) from None
 
 
@@ -60,7 +61,7 @@ async def _hash_url(m: Matcher, url: str, content_type: Optional[str], types: Op
     try:
         data = await off_loop(m.fetcher.fetch, url, content_type)
         return await off_loop(hash_image, data)
-    except MediaError as exc:
+    except Refused as exc:
         raise ApiError(exc.status, exc.message) from None
 
 
