@@ -114,6 +114,8 @@ class Prober {
   Prober(const Tables& tables, int radius, SimdLevel level)
       : t_(tables), radius_(radius), verify_(pick_verify(level)) {
     plan(t_.layout(), radius, flips_);
+    for (int i = 0; i < t_.layout().m; ++i)  // the same for every query: decided once per call
+      whole_[i] = ball_size(t_.layout().width[i], flips_[i]) >= std::ldexp(1.0, t_.layout().width[i]);
   }
 
   // Append the non-empty buckets of one query code to s.ranges; returns (probes, candidates).
@@ -127,7 +129,7 @@ class Prober {
       if (t < 0) continue;
       const uint32_t* off = t_.offsets(i);
       const uint32_t table = static_cast<uint32_t>(i);
-      if (ball_size(L.width[i], t) >= std::ldexp(1.0, L.width[i])) {  // every value: the whole table
+      if (whole_[i]) {  // every value is within t bits: the whole table
         const uint32_t end = off[std::size_t{1} << L.width[i]];
         if (end) s.ranges.push_back(Range{table, 0, end});
         probes += 1;
@@ -181,6 +183,7 @@ class Prober {
   int radius_;
   VerifyFn verify_;
   int flips_[kMaxSubstrings];
+  bool whole_[kMaxSubstrings] = {};
 };
 
 bool is_removed(const hamming::Bank& bank, std::size_t row) {
