@@ -59,6 +59,17 @@ def crop(fraction: float, *, centred: bool) -> Edit:
     return edit
 
 
+def crop_at(fraction: float, x: float, y: float) -> Edit:
+    """Removes ``fraction`` of the width and of the height; the kept part sits at (x, y) in
+    0..1 (0: touching the left/top edge, 1: touching the right/bottom edge)."""
+    def edit(im: Image.Image, rng: np.random.Generator) -> Image.Image:
+        w, h = im.size
+        kw, kh = w - round(w * fraction), h - round(h * fraction)
+        left, top = round((w - kw) * x), round((h - kh) * y)
+        return im.crop((left, top, left + kw, top + kh))
+    return edit
+
+
 def letterbox(fraction: float, colour: tuple[int, int, int] = (0, 0, 0)) -> Edit:
     """Bars above and below making up ``fraction`` of the new height."""
     def edit(im: Image.Image, rng: np.random.Generator) -> Image.Image:
@@ -128,16 +139,19 @@ def _font(size: int) -> ImageFont.ImageFont:
 WORDS = ("look at this", "lol", "omg", "new pic", "no way", "for you", "throwback", "2024")
 
 
-def caption_banner(fraction: float = 0.15) -> Edit:
-    """A meme-style caption: a white banner over the bottom ``fraction`` with black text."""
+def caption_banner(fraction: float = 0.15, *, top: bool = False, colour: tuple[int, int, int] = (255, 255, 255),
+                   ink: tuple[int, int, int] = (0, 0, 0)) -> Edit:
+    """A meme-style caption: a white banner over the bottom ``fraction`` with black text
+    (``top``: over the top instead; ``colour``/``ink``: banner and text colours)."""
     def edit(im: Image.Image, rng: np.random.Generator) -> Image.Image:
         out = im.copy()
         w, h = out.size
         bh = round(h * fraction)
+        y0 = 0 if top else h - bh
         d = ImageDraw.Draw(out)
-        d.rectangle((0, h - bh, w, h), fill=(255, 255, 255))
+        d.rectangle((0, y0, w, y0 + bh), fill=colour)
         text = " ".join(rng.choice(WORDS, size=2))
-        d.text((w * 0.05, h - bh + bh * 0.2), text, fill=(0, 0, 0), font=_font(max(8, round(bh * 0.6))))
+        d.text((w * 0.05, y0 + bh * 0.2), text, fill=ink, font=_font(max(8, round(bh * 0.6))))
         return out
     return edit
 
@@ -192,6 +206,32 @@ def screenshot(im: Image.Image, rng: np.random.Generator) -> Image.Image:
     return out.resize((720, 1560), Image.BILINEAR)
 
 
+def screenshot_dark(im: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """Another phone layout (a held-out edit): dark theme, 1080x2400, a taller status bar, a
+    header with a name, the photo inset with side margins, a caption line and a navigation bar,
+    rescaled to 540 wide and saved as JPEG q85."""
+    cw, ch = 1080, 2400
+    out = Image.new("RGB", (cw, ch), (18, 18, 18))
+    d = ImageDraw.Draw(out)
+    d.rectangle((0, 0, cw, 120), fill=(0, 0, 0))
+    d.text((60, 35), "9:41", fill=(230, 230, 230), font=_font(48))
+    d.rectangle((0, 120, cw, 300), fill=(32, 32, 36))
+    d.ellipse((50, 160, 150, 260), fill=(90, 120, 200))
+    d.text((180, 185), "someone_42", fill=(240, 240, 240), font=_font(44))
+    w, h = im.size
+    margin = 48
+    s = (cw - 2 * margin) / w
+    fitted = im.resize((cw - 2 * margin, max(1, round(h * s))), Image.BILINEAR)
+    top = 360
+    out.paste(fitted, (margin, top))
+    y = top + fitted.size[1] + 30
+    d.text((margin, y), " ".join(rng.choice(WORDS, size=3)), fill=(220, 220, 220), font=_font(40))
+    d.rectangle((0, ch - 160, cw, ch), fill=(28, 28, 28))
+    for k in range(4):
+        d.rectangle((120 + 240 * k, ch - 110, 180 + 240 * k, ch - 50), fill=(200, 200, 200))
+    return jpeg(85)(out.resize((540, 1200), Image.BILINEAR), rng)
+
+
 def screenshot_crop(im: Image.Image, rng: np.random.Generator) -> Image.Image:
     """A desktop screenshot cropped loosely around the photo: a uniform grey margin of random
     width (4-12% per side) around it, saved as PNG-like (lossless) at 0.8x."""
@@ -240,4 +280,22 @@ EDITS: dict[str, tuple[str, Edit]] = {
     "caption_banner_15": ("overlay", caption_banner(0.15)),
     "text_overlay": ("overlay", text_overlay),
     "emoji_overlay": ("overlay", emoji_overlay),
+}
+
+
+#: Held-out edits: variations of the geometric edits above (other crop amounts and anchors,
+#: other angles, banner heights, positions and colours, another phone layout) that no
+#: robustness option was tuned on; ``benchmarks/bench_robust.py`` reports them apart.
+HELD_OUT_EDITS: dict[str, tuple[str, Edit]] = {
+    "crop_centre_8": ("crop", crop(0.08, centred=True)),
+    "crop_centre_14": ("crop", crop(0.14, centred=True)),
+    "crop_at_1,1_10": ("crop", crop_at(0.10, 1.0, 1.0)),
+    "crop_at_0.3,0.7_12": ("crop", crop_at(0.12, 0.3, 0.7)),
+    "rotate_+3": ("rotation", rotate(3)),
+    "rotate_-4": ("rotation", rotate(-4)),
+    "rotate_+4_jpeg70": ("rotation", lambda im, rng: jpeg(70)(rotate(4)(im, rng), rng)),
+    "caption_banner_10": ("overlay", caption_banner(0.10)),
+    "caption_banner_20": ("overlay", caption_banner(0.20)),
+    "caption_banner_top_black_15": ("overlay", caption_banner(0.15, top=True, colour=(0, 0, 0), ink=(255, 255, 255))),
+    "screenshot_dark": ("border", screenshot_dark),
 }

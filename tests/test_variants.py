@@ -33,3 +33,136 @@ def test_bad_sizes_refused(args, error):
 def test_unknown_window_set_named():
     with pytest.raises(ValueError, match="unknown window set 'nine'"):
         v.survivor_windows(10, 10, "nine")
+
+
+# ---- helpers: a seeded "photo" with structure at every scale ---------------------------------
+
+def _photo(h: int = 240, w: int = 320, seed: int = 7) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
+    base = 128 + 60 * np.sin(7 * xx + 3 * yy) + 40 * np.cos(11 * yy - 5 * xx)
+    blobs = sum(rng.uniform(-50, 50) * np.exp(-((xx - rng.uniform(0, 1)) ** 2 + (yy - rng.uniform(0, 0.75)) ** 2) * 60)
+                for _ in range(12))
+    grey = np.clip(base + blobs + rng.normal(0, 6, (h, w)), 0, 255)
+    return np.stack([grey, np.roll(grey, 9, axis=1), 255 - grey], axis=2).astype(np.uint8)
+
+
+def _distance(a: np.ndarray, b: np.ndarray) -> int:
+    return int(np.unpackbits(np.bitwise_xor(a, b)).sum())
+
+
+def _phone_screenshot(photo: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """The photo fitted to a 360-wide portrait canvas between a dark status bar with 'text'
+    and a light app bar with 'text'; returns the canvas and the paste box."""
+    from PIL import Image, ImageDraw
+
+    canvas = Image.new("RGB", (360, 780), (245, 245, 245))
+    d = ImageDraw.Draw(canvas)
+    d.rectangle((0, 0, 360, 30), fill=(20, 20, 20))
+    d.text((12, 8), "12:34", fill=(255, 255, 255))
+    for k in range(3):
+        d.rectangle((340 - 16 * k, 10, 350 - 16 * k, 20), fill=(255, 255, 255))
+    fitted = Image.fromarray(photo).resize((360, 270))
+    top = 85
+    canvas.paste(fitted, (0, top))
+    d.rectangle((0, top + 270 + 14, 360, top + 270 + 48), fill=(225, 225, 225))
+    d.text((12, top + 270 + 24), "Liked by 12 others", fill=(40, 40, 40))
+    return np.asarray(canvas), (top, top + 270, 0, 360)
+
+
+def test_photo_box_of_a_phone_screenshot_is_the_paste_box():
+    shot, paste = _phone_screenshot(_photo())
+    box = v.find_photo_box(v.working_luma(shot))
+    assert box is not None
+    assert all(abs(a - b) <= 4 for a, b in zip(box, paste)), (box, paste)
+
+
+def test_photo_box_under_a_caption_banner_with_text():
+    from PIL import Image, ImageDraw
+
+    im = Image.fromarray(_photo(300, 400))
+    d = ImageDraw.Draw(im)
+    d.rectangle((0, 255, 400, 300), fill=(255, 255, 255))
+    d.text((20, 265), "look at this lol", fill=(0, 0, 0))
+    box = v.find_photo_box(v.working_luma(np.asarray(im)))
+    assert box is not None and abs(box[1] - 255) <= 4 and box[0] == 0 and box[2] == 0 and box[3] == 400
+
+
+def test_no_photo_box_in_a_plain_photo_and_none_in_a_flat_picture():
+    assert v.find_photo_box(v.working_luma(_photo())) is None
+    assert v.find_photo_box(np.full((100, 100), 128, np.uint8)) is None  # nothing would be left
+
+
+def test_photo_box_found_in_a_screenshot_matches_the_photo():
+    photo = _photo()
+    shot, _ = _phone_screenshot(photo)
+    q = v.query_variants(shot, v.VariantPlan(photo_box=True))
+    banked = v.survivor_hashes(photo, "none")[0]
+    assert q.names == ("whole", "box")
+    assert _distance(q.hashes[0], banked) > 31  # plain PDQ misses the screenshot
+    assert _distance(q.hashes[1], banked) <= 31
+
+
+def test_counter_rotation_brings_a_rotated_picture_back():
+    from PIL import Image
+
+    photo = _photo()
+    banked = v.survivor_hashes(photo, "centre70")
+    tilted = np.asarray(Image.fromarray(photo).rotate(4, resample=Image.BICUBIC, fillcolor=(0, 0, 0)))
+    q = v.query_variants(tilted, v.VariantPlan(rotations=(-4.0, 4.0), windows="centre70"))
+    assert q.names == ("whole", "whole/centre70", "rot-4", "rot-4/centre70", "rot+4", "rot+4/centre70")
+    d = {n: _distance(h, banked[1] if "/" in n else banked[0]) for n, h in zip(q.names, q.hashes)}
+    assert d["rot-4/centre70"] <= 31 and d["rot-4/centre70"] < d["whole/centre70"]
+    assert d["rot-4/centre70"] < d["rot+4/centre70"]  # the wrong direction does not help
+
+
+def test_plain_hash_is_always_the_first_variant():
+    photo = _photo()
+    q = v.query_variants(photo, v.VariantPlan(rotations=(2.0,), photo_box=True, windows="centre80"))
+    assert q.names[0] == "whole"
+    assert _distance(q.hashes[0], v.survivor_hashes(photo, "none")[0]) <= 4  # luma vs RGB rounding
+    assert q.hashes.dtype == np.uint8 and q.hashes.shape == (len(q), 32) and q.hashes.flags.c_contiguous
+
+
+def test_crop_hypothesis_finds_the_banked_window_in_a_cropped_upload():
+    photo = _photo(400, 400)
+    banked = v.survivor_hashes(photo, "centre70")[1]
+    cropped = np.ascontiguousarray(photo[0:360, 0:360])  # keeps the top-left 90%
+    q = v.query_variants(cropped, v.VariantPlan(windows="centre70", crops=((0.9, (0.0, 0.0)), (0.9, (1.0, 1.0)))))
+    d = dict(zip(q.names, (_distance(h, banked) for h in q.hashes)))
+    assert d["crop0.9@0,0/centre70"] <= 8 < d["crop0.9@1,1/centre70"]
+
+
+def test_large_uploads_are_reduced_by_an_integer_factor():
+    assert v.working_luma(np.zeros((1100, 2100, 3), np.uint8)).shape == (275, 525)
+    assert v.working_luma(np.zeros((300, 500), np.uint8)).shape == (300, 500)
+
+
+@pytest.mark.parametrize("bad, message", [
+    (np.zeros((10, 10), np.float32), "uint8"), (np.zeros((10, 10, 2), np.uint8), "uint8"),
+    (np.zeros((0, 10, 3), np.uint8), "at least 1x1"),
+])
+def test_bad_pixels_refused(bad, message):
+    with pytest.raises(ValueError, match=message):
+        v.query_variants(bad)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"windows": "nine"}, "unknown window set"), ({"rotations": (0.0,)}, "non-zero"),
+    ({"rotations": (90.0,)}, "within"), ({"crops": ((1.2, (0.5, 0.5)),)}, "crop hypotheses"),
+])
+def test_bad_plans_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        v.VariantPlan(**kwargs)
+
+
+@settings(max_examples=60, deadline=None)
+@given(w=st.integers(16, 700), h=st.integers(16, 700), seed=st.integers(0, 2**16))
+def test_photo_box_stays_inside_odd_sizes(w, h, seed):
+    rng = np.random.default_rng(seed)
+    a = rng.integers(0, 256, (h, w), dtype=np.uint8)
+    a[: rng.integers(0, h // 3 + 1)] = rng.integers(0, 256)  # a flat band on top
+    box = v.find_photo_box(a)
+    if box is not None:
+        top, bottom, left, right = box
+        assert 0 <= top < bottom <= h and 0 <= left < right <= w

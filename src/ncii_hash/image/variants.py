@@ -59,30 +59,33 @@ def window_box(width: int, height: int, fraction: float, anchor: tuple[float, fl
     return (top, top + bh, left, left + bw)
 
 
-def _windows(fraction: float, anchors: Sequence[tuple[float, float]]) -> WindowSet:
-    return lambda w, h: [window_box(w, h, fraction, a) for a in anchors]
-
-
-def _union(*sets: WindowSet) -> WindowSet:
-    return lambda w, h: [b for s in sets for b in s(w, h)]
-
+#: A window: the share of each side it keeps and where it sits, (x, y) in 0..1.
+Window = tuple[float, tuple[float, float]]
 
 CENTRE = ((0.5, 0.5),)
 CORNERS = ((0.0, 0.0), (1.0, 0.0), (0.0, 1.0), (1.0, 1.0))
 GRID9 = tuple((x, y) for y in (0.0, 0.5, 1.0) for x in (0.0, 0.5, 1.0))
 
-#: Every survivor-side window set measured by ``benchmarks/bench_robust.py``, by name. Each is
-#: a function ``(width, height) -> [box, ...]`` of the windows hashed *besides* the whole
-#: picture. Names are stable (the inversion benchmark reads them).
-CANDIDATE_WINDOW_SETS: dict[str, WindowSet] = {
-    "none": lambda w, h: [],
-    "centre80": _windows(0.8, CENTRE),
-    "centre70": _windows(0.7, CENTRE),
-    "centre60": _windows(0.6, CENTRE),
-    "centre80+centre60": _union(_windows(0.8, CENTRE), _windows(0.6, CENTRE)),
-    "corners90": _windows(0.9, CORNERS),
-    "grid9_90": _windows(0.9, GRID9),
+#: Every survivor-side window set measured by ``benchmarks/bench_robust.py``, as relative
+#: windows hashed *besides* the whole picture. Names are stable (the inversion benchmark
+#: reads them through :data:`CANDIDATE_WINDOW_SETS`).
+WINDOW_SETS: dict[str, tuple[Window, ...]] = {
+    "none": (),
+    "centre80": ((0.8, CENTRE[0]),),
+    "centre70": ((0.7, CENTRE[0]),),
+    "centre60": ((0.6, CENTRE[0]),),
+    "centre80+centre60": ((0.8, CENTRE[0]), (0.6, CENTRE[0])),
+    "corners90": tuple((0.9, a) for a in CORNERS),
+    "grid9_90": tuple((0.9, a) for a in GRID9),
 }
+
+
+def _boxes(windows: tuple[Window, ...]) -> WindowSet:
+    return lambda w, h: [window_box(w, h, f, a) for f, a in windows]
+
+
+#: The same sets as functions ``(width, height) -> [box, ...]`` in pixels.
+CANDIDATE_WINDOW_SETS: dict[str, WindowSet] = {name: _boxes(ws) for name, ws in WINDOW_SETS.items()}
 
 #: The window set proposed for submissions (``survivor_windows``). It is only shared when a
 #: submission says so (submission version 3); see docs/accuracy.md for why this one.
@@ -104,3 +107,244 @@ def _check_size(width: int, height: int) -> None:
         raise TypeError(f"width and height must be integers; got {width!r}, {height!r}")
     if width < 1 or height < 1:
         raise ValueError(f"width and height must be at least 1 pixel; got {width} x {height}")
+
+
+# --------------------------------------------------------------------------------------------
+# the working luma: decoded once, every variant is cut or rotated from it
+
+#: Uploads are reduced by the largest integer box factor that keeps the longest side at least
+#: this long: PDQ looks at a 64x64 grid, and a 4000-pixel phone photo would make every variant
+#: (rotations above all) cost ~50x more. Reducing to 256 instead moved hashes by ~16 bits on
+#: real photos, eating into the margin; 512 kept a counter-rotated window's recall at 86% where
+#: 1024 gave 92% (80 photos, 5 degrees).
+WORK_MIN_SIDE = 512
+
+
+def working_luma(pixels: np.ndarray) -> np.ndarray:
+    """uint8 (H, W) luma (PDQ's weights 0.299/0.587/0.114) of RGB[A] or grey pixels, reduced by
+    the largest integer factor keeping the longest side at least :data:`WORK_MIN_SIDE`."""
+    a = np.asarray(pixels)
+    if a.dtype != np.uint8 or a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (1, 3, 4)):
+        raise ValueError(f"pixels must be uint8 (H, W) or (H, W, 1|3|4); got {a.dtype} {a.shape}")
+    if a.shape[0] < 1 or a.shape[1] < 1:
+        raise ValueError(f"pixels must be at least 1x1; got {a.shape}")
+    if a.ndim == 3 and a.shape[2] >= 3:
+        im = Image.fromarray(np.ascontiguousarray(a[:, :, :3])).convert("L")
+    else:
+        im = Image.fromarray(np.ascontiguousarray(a.reshape(a.shape[0], a.shape[1])))
+    factor = max(im.size) // WORK_MIN_SIDE
+    if factor > 1:
+        im = im.reduce(factor)
+    return np.asarray(im)
+
+
+# --------------------------------------------------------------------------------------------
+# the photo region inside a screenshot, a banner or a frame
+
+#: A row (column) is part of a band when at least this share of its pixels lies within
+#: ``BAND_TOLERANCE`` grey levels of the band's level. Well below 1 because UI bars carry
+#: text and icons (a status-bar clock, a caption's letters) that the strict border finder of
+#: :mod:`.borders` stops at.
+BAND_COVERAGE = 0.6
+#: A new band starts only on a row this flat (status bar -> background -> app bar).
+BAND_START_COVERAGE = 0.9
+BAND_TOLERANCE = 12
+#: At most this many bands of different levels are peeled off one side.
+MAX_BANDS = 4
+#: Bands thinner than this share of the side are edge noise, not a frame.
+MIN_BAND = 0.02
+#: The content box keeps at least this share of each side (a 4:3 photo fitted to the width
+#: of a 9:19.5 phone screen is 35% of its height).
+MIN_CONTENT = 0.25
+
+
+def _peel(lines: np.ndarray, limit: int) -> int:
+    """How many leading lines of ``lines`` (L, n) uint8 belong to up to MAX_BANDS bands."""
+    pos, bands = 0, 0
+    while pos < limit and bands < MAX_BANDS:
+        level = int(np.median(lines[pos]))
+        if np.mean(np.abs(lines[pos].astype(np.int16) - level) <= BAND_TOLERANCE) < BAND_START_COVERAGE:
+            break
+        rest = lines[pos:limit].astype(np.int16)
+        inside = np.mean(np.abs(rest - level) <= BAND_TOLERANCE, axis=1) >= BAND_COVERAGE
+        out = np.flatnonzero(~inside)
+        pos += int(out[0]) if out.size else len(rest)
+        bands += 1
+    return pos
+
+
+def find_photo_box(luma: np.ndarray) -> Optional[Box]:
+    """The ``(top, bottom, left, right)`` photo region inside bands of flat colour (phone
+    status and app bars with their text, caption banners, letterboxes, pads), or ``None``.
+
+    Rows are peeled from the top and from the bottom, band by band (a band: lines mostly
+    within a few levels of one grey level, text allowed), then columns inside the rows kept.
+    A flat sky at the edge of a photo is peeled too; callers keep the whole picture's hash
+    beside the box's, so such a cut costs one more query hash, never a match.
+    """
+    a = np.asarray(luma)
+    if a.dtype != np.uint8 or a.ndim != 2:
+        raise ValueError(f"luma must be uint8 (H, W); got {a.dtype} {a.shape}")
+    h, w = a.shape
+    if h < 16 or w < 16:
+        return None
+    # every line is looked at, each through a sample of its pixels: the cut is exact to the
+    # pixel in its own direction, and a 1024-pixel upload costs what a 256-pixel preview would
+    step = max(1, max(h, w) // 256)
+    rows = a[:, ::step]
+    top = _peel(rows, h)
+    bottom = h - _peel(rows[::-1], h - top)
+    if bottom - top < MIN_CONTENT * h:
+        return None
+    cols = a[top:bottom:step].T
+    left = _peel(cols, w)
+    right = w - _peel(cols[::-1], w - left)
+    if right - left < MIN_CONTENT * w:
+        return None
+    top, left = (c if c >= MIN_BAND * n else 0 for c, n in ((top, h), (left, w)))
+    bottom = bottom if h - bottom >= MIN_BAND * h else h
+    right = right if w - right >= MIN_BAND * w else w
+    if (top, bottom, left, right) == (0, h, 0, w):
+        return None
+    return (top, bottom, left, right)
+
+
+# --------------------------------------------------------------------------------------------
+# platform-side query variants of an upload
+
+
+@dataclass(frozen=True)
+class VariantPlan:
+    """What the platform tries for one upload, besides its plain hash.
+
+    ``rotations``: counter-rotations in degrees (PDQ itself tolerates about +-1 degree, so
+    steps of 2 cover +-5); ``photo_box``: hash the photo region found by
+    :func:`find_photo_box`; ``windows``: the survivor-side window set the bank holds -- the
+    platform cuts the same relative windows from every frame it hashes (the whole upload, the
+    photo box, each counter-rotation); ``crops``: crop hypotheses ``(keep, (x, y))`` -- "the
+    upload is the part keeping ``keep`` of each side of the banked picture at that anchor" --
+    for each, the banked windows are cut where they would lie in the upload.
+    """
+
+    rotations: tuple[float, ...] = ()
+    photo_box: bool = False
+    windows: str | tuple[Window, ...] = "none"
+    crops: tuple[Window, ...] = ()
+    #: hash each counter-rotated frame whole too (its corners are lost: a window is closer)
+    rotated_whole: bool = True
+
+    def __post_init__(self) -> None:
+        if isinstance(self.windows, str) and self.windows not in WINDOW_SETS:
+            raise ValueError(f"unknown window set {self.windows!r}; known: {sorted(WINDOW_SETS)}")
+        for deg in self.rotations:
+            if not -45.0 <= float(deg) <= 45.0 or float(deg) == 0.0:
+                raise ValueError(f"rotations must be non-zero angles within +-45 degrees; got {deg!r}")
+        for keep, (x, y) in self.crops:
+            if not 0.0 < keep < 1.0 or not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
+                raise ValueError(f"crop hypotheses are (keep in (0, 1), (x, y) in [0, 1]^2); got {(keep, (x, y))!r}")
+
+
+@dataclass(frozen=True)
+class QueryVariants:
+    """The hashes to look up for one upload; row 0 is always the plain hash of the whole."""
+
+    hashes: np.ndarray  #: uint8 (K, 32)
+    qualities: np.ndarray  #: int32 (K,)
+    names: tuple[str, ...]  #: what each row is, e.g. "whole", "box", "rot-2", "whole/centre70"
+    photo_box: Optional[Box] = None  #: in pixels of the input, when found and used
+
+    def __len__(self) -> int:
+        return int(self.hashes.shape[0])
+
+
+def _hash(luma: np.ndarray) -> tuple[np.ndarray, int]:
+    h, q, _ = core_pdq_hash(np.ascontiguousarray(luma), False)
+    return h, int(q)
+
+
+def _cut(a: np.ndarray, box: Box) -> np.ndarray:
+    t, b, l, r = box
+    return a[t:b, l:r]
+
+
+def _crop_windows(w: int, h: int, windows: tuple[Window, ...], keep: float,
+                  anchor: tuple[float, float]) -> list[tuple[Window, Box]]:
+    """Where the banked ``windows`` lie in an upload that keeps ``keep`` of each side of the
+    banked picture at ``anchor``; windows the crop cut into are skipped."""
+    out = []
+    for f, (ax, ay) in windows:
+        if f > keep:
+            continue
+        size = f / keep  # the window's share of the upload's side
+        x = (ax * (1 - f) - anchor[0] * (1 - keep)) / keep  # window's left edge, upload units
+        y = (ay * (1 - f) - anchor[1] * (1 - keep)) / keep
+        if x < -1e-9 or y < -1e-9 or x + size > 1 + 1e-9 or y + size > 1 + 1e-9:
+            continue
+        left, top = round(x * w), round(y * h)
+        bw, bh = max(1, round(size * w)), max(1, round(size * h))
+        left, top = min(max(0, left), w - bw), min(max(0, top), h - bh)
+        out.append(((f, (ax, ay)), (top, top + bh, left, left + bw)))
+    return out
+
+
+def rotate_luma(luma: np.ndarray, degrees: float) -> np.ndarray:
+    """``luma`` rotated counter-clockwise by ``degrees`` about its centre on the same canvas;
+    the corners the rotation uncovers take the picture's mean level (closer on average to
+    the lost content than black). Nearest-neighbour sampling: PDQ's own box filter smooths
+    far more than bilinear would, at a third of the cost (same recall on 80 photos)."""
+    fill = int(luma.mean() + 0.5)
+    return np.asarray(Image.fromarray(luma).rotate(degrees, resample=Image.NEAREST, expand=False, fillcolor=fill))
+
+
+def query_variants(pixels: np.ndarray, plan: VariantPlan = VariantPlan()) -> QueryVariants:
+    """Every hash of ``plan`` for one upload (uint8 RGB[A] or grey pixels), from one luma."""
+    luma = working_luma(pixels)
+    windows = WINDOW_SETS[plan.windows] if isinstance(plan.windows, str) else tuple(plan.windows)
+    hashes: list[np.ndarray] = []
+    qualities: list[int] = []
+    names: list[str] = []
+
+    def add(name: str, a: np.ndarray) -> None:
+        h, q = _hash(a)
+        hashes.append(h)
+        qualities.append(q)
+        names.append(name)
+
+    def frame(name: str, a: np.ndarray, *, whole: bool = True) -> None:
+        if whole:
+            add(name, a)
+        for (f, anchor), box in zip(windows, _boxes(windows)(a.shape[1], a.shape[0])):
+            add(f"{name}/{_window_name(f, anchor)}", _cut(a, box))
+
+    frame("whole", luma)
+    box = None
+    if plan.photo_box:
+        box = find_photo_box(luma)
+        if box is not None:
+            frame("box", _cut(luma, box))
+    for deg in plan.rotations:
+        frame(f"rot{deg:+g}", rotate_luma(luma, deg), whole=plan.rotated_whole)
+    for keep, anchor in plan.crops:
+        for window, f_box in _crop_windows(luma.shape[1], luma.shape[0], windows, keep, anchor):
+            add(f"crop{keep:g}@{anchor[0]:g},{anchor[1]:g}/{_window_name(*window)}", _cut(luma, f_box))
+    if box is not None and luma.shape[:2] != np.shape(pixels)[:2]:
+        sy, sx = np.shape(pixels)[0] / luma.shape[0], np.shape(pixels)[1] / luma.shape[1]
+        box = (round(box[0] * sy), round(box[1] * sy), round(box[2] * sx), round(box[3] * sx))
+    return QueryVariants(hashes=np.ascontiguousarray(np.stack(hashes)), qualities=np.asarray(qualities, np.int32),
+                         names=tuple(names), photo_box=box)
+
+
+def _window_name(fraction: float, anchor: tuple[float, float]) -> str:
+    tag = "centre" if anchor == (0.5, 0.5) else f"at{anchor[0]:g},{anchor[1]:g}-"
+    return f"{tag}{round(fraction * 100)}"
+
+
+def survivor_hashes(pixels: np.ndarray, window_set: str = SURVIVOR_WINDOW_SET) -> np.ndarray:
+    """uint8 (1 + K, 32): the survivor-side hashes of one picture, the whole picture's PDQ
+    hash (full resolution, as ``pdq_hash`` computes it) then one per window of the set."""
+    a = np.asarray(pixels)
+    whole, _, _ = core_pdq_hash(np.ascontiguousarray(a), False)
+    rows = [whole]
+    for box in survivor_windows(a.shape[1], a.shape[0], window_set):
+        rows.append(core_pdq_hash(np.ascontiguousarray(_cut(a, box)), False)[0])
+    return np.ascontiguousarray(np.stack(rows))
