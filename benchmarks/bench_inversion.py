@@ -26,8 +26,29 @@ hash can carry (128x128 luma without DCT frequencies 0..16 in both directions); 
 (scikit-image); the PDQ distance between the rebuilt and the original frame (match: <= 31);
 retrieval: the rank of the true original among all evaluation originals by 32x32 luma
 correlation (top-1, top-5). Output: ``inversion.json`` (results under ``config.results``),
-``inversion.md``, ``inversion_examples.png`` (original | feature inversion | PDQ inversion,
-public evaluation photos only), ``inversion_corr.png``.
+``inversion.md``, ``inversion_examples.png`` (original | feature inversion | PDQ inversion |
+inversion from the largest window set, public evaluation photos only), ``inversion_corr.png``.
+
+**Several PDQ hashes of one picture** (issue 20): a survivor may share, besides the whole
+picture's hash, the hashes of a few windows of it. For each window set of
+:func:`window_sets` (the library's candidates, ``ncii_hash.image.variants.CANDIDATE_WINDOW_SETS``,
+when that module exists; stand-ins otherwise; ``"none"`` is the single PDQ hash) the attacker
+holds every hash of each evaluation picture and rebuilds it two ways: ``least squares`` (each
+window's coefficients at sign times learned magnitude, the smallest 64x64 picture with all of
+them) and ``learned`` (a ridge regression from the signs of all the hashes to the 32x32
+picture, trained on the training photos and :data:`TRAIN_CROPS` random crops of each).
+Written to ``inversion.json`` under ``config.results["window_sets"][name]``::
+
+    windows          windows besides the whole picture; n_hashes = windows + 1
+    boxes            the windows of a 4:3 picture, as fractions (top, bottom, left, right)
+    corr32, ci       mean 32x32 luma correlation of the best attack, with its 95 % t interval
+    attack           which attack that is ("least squares" | "learned")
+    attacks          per attack: corr32 {mean, median, q1, q3}, ci, retrieval {top1, top5,
+                     median_rank, candidates}
+    retrieval        the best attack's retrieval figures
+    delta_vs_single  corr32 of this set's best attack minus the single hash's best attack
+                     ("none"), per picture: {mean, ci} (paired t interval)
+    within_target    delta_vs_single.mean <= WINDOW_TARGET (0.05, issue 20)
 """
 
 from __future__ import annotations
@@ -51,6 +72,14 @@ EVAL_PACKAGE = "gcompris-qt-data"
 METHODS = ("features: gradient", "features: splat", "PDQ hash", "keypoints only", "constant grey",
            "unrelated photo")
 EXAMPLES = 4
+#: Issue 20: the rebuild from a default signal may be at most this much better (32x32
+#: correlation) than from a single PDQ hash.
+WINDOW_TARGET = 0.05
+#: Random crops of each training photo (and of its mirror image) the learned hash attack
+#: also trains on: the windows are crops too, so the model sees pictures at many framings.
+TRAIN_CROPS = 24
+#: Side of a training crop, as a share of the photo's side (each side drawn independently).
+TRAIN_CROP_SIDE = (0.6, 1.0)
 
 
 # --------------------------------------------------------------------------------------------
@@ -180,6 +209,151 @@ def rebuilders(model, magnitudes, density_sign, others: list[np.ndarray]) -> dic
     }
 
 
+# --------------------------------------------------------------------------------------------
+# several PDQ hashes of one picture (issue 20)
+
+PixelBox = tuple[int, int, int, int]  # top, bottom, left, right in pixels
+WindowSet = Callable[[int, int], list[PixelBox]]
+
+
+def _fraction_set(*boxes) -> WindowSet:
+    return lambda w, h: [(round(t * h), round(b * h), round(l * w), round(r * w)) for t, b, l, r in boxes]
+
+
+def _corners(side: float) -> list:
+    o = 1.0 - side
+    return [(0, side, 0, side), (0, side, o, 1), (o, 1, 0, side), (o, 1, o, 1)]
+
+
+#: Used until ``ncii_hash.image.variants`` exists (boxes as fractions of each side).
+STAND_IN_WINDOW_SETS: dict[str, WindowSet] = {
+    "none": _fraction_set(),
+    "centre 70%": _fraction_set((0.15, 0.85, 0.15, 0.85)),
+    "4 corners 90%": _fraction_set(*_corners(0.9)),
+    "9 crops 90%": _fraction_set(*[(t, t + 0.9, l, l + 0.9) for t in (0, 0.05, 0.1) for l in (0, 0.05, 0.1)]),
+}
+
+
+def window_sets() -> tuple[dict[str, WindowSet], str]:
+    """(name -> (width, height) -> pixel boxes the survivor hashes besides the whole picture,
+    where they come from). ``"none"`` (the single PDQ hash) is always there, first."""
+    try:
+        from ncii_hash.image import variants
+        sets = dict(variants.CANDIDATE_WINDOW_SETS)
+        origin = "ncii_hash.image.variants.CANDIDATE_WINDOW_SETS"
+    except (ImportError, AttributeError):
+        sets, origin = dict(STAND_IN_WINDOW_SETS), "stand-ins (bench_inversion.STAND_IN_WINDOW_SETS)"
+    empty = [k for k, f in sets.items() if not f(400, 300)]
+    for k in empty:
+        del sets[k]
+    return {"none": STAND_IN_WINDOW_SETS["none"], **sets}, origin
+
+
+def window_hashes(grey: np.ndarray, boxes: list[PixelBox]) -> list[np.ndarray]:
+    """The whole picture's PDQ hash, then each window's, as the survivor would share them."""
+    out = [nh.pdq_hash(grey).hash]
+    for t, b, l, r in boxes:
+        out.append(nh.pdq_hash(np.ascontiguousarray(grey[t:b, l:r])).hash)
+    return out
+
+
+def mean_ci(values, level: float = 0.95) -> tuple[float, float, float]:
+    """(mean, low, high): the mean and its Student t interval."""
+    from scipy import stats
+
+    a = np.asarray(values, np.float64)
+    m = float(a.mean())
+    if len(a) < 2 or float(a.std()) == 0.0:
+        return m, m, m
+    half = float(stats.t.ppf(0.5 + level / 2, len(a) - 1) * a.std(ddof=1) / np.sqrt(len(a)))
+    return m, m - half, m + half
+
+
+def training_views(greys: list[np.ndarray], crops: int, seed: int) -> tuple[list[np.ndarray], np.ndarray]:
+    """(views, photo index of each): every training frame, its mirror image, and ``crops``
+    random crops of each (sides drawn from TRAIN_CROP_SIDE independently)."""
+    rng = np.random.default_rng([seed, 20])
+    views, of = [], []
+    for k, g in enumerate(greys):
+        for view in (g, np.ascontiguousarray(g[:, ::-1])):
+            views.append(view)
+            h, w = view.shape
+            for _ in range(crops):
+                ch, cw = (int(round(rng.uniform(*TRAIN_CROP_SIDE) * n)) for n in (h, w))
+                t, l = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+                views.append(np.ascontiguousarray(view[t:t + ch, l:l + cw]))
+            of += [k] * (crops + 1)
+    return views, np.asarray(of)
+
+
+def train_window_attackers(train_greys: list[np.ndarray], sets: dict[str, WindowSet], crops: int,
+                           seed: int) -> dict:
+    """Window set name -> learned attack (:class:`benchmarks.inversion.HashModel`)."""
+    from benchmarks import inversion as inv
+
+    views, of = training_views(train_greys, crops, seed)
+    pictures = np.stack([downsample(v, 32) for v in views])
+    models = {}
+    for name, fn in sets.items():
+        signs = np.stack([inv.hash_signs(window_hashes(v, fn(v.shape[1], v.shape[0]))) for v in views])
+        models[name] = inv.fit_hash_model(signs, pictures, of, seed=seed)
+    return models
+
+
+WINDOW_ATTACKS = ("least squares", "learned")
+
+
+def evaluate_window_sets(greys: list[np.ndarray], sets: dict[str, WindowSet], models: dict,
+                         magnitudes: np.ndarray, mean_grey: float, pick: set) -> tuple[dict, dict]:
+    """(config.results["window_sets"], name -> rebuilt examples of the picked pictures)."""
+    from benchmarks import inversion as inv
+
+    originals = np.stack([downsample(g, 32).ravel() for g in greys])
+    out, examples = {}, {}
+    corr: dict[str, dict[str, np.ndarray]] = {}
+    for name, fn in sets.items():
+        per = {a: [] for a in WINDOW_ATTACKS}
+        small = {a: [] for a in WINDOW_ATTACKS}
+        ex = {a: [] for a in WINDOW_ATTACKS}
+        for i, g in enumerate(greys):
+            h, w = g.shape
+            boxes = fn(w, h)
+            hashes = window_hashes(g, boxes)
+            frac = [inv.WHOLE] + inv.fraction_boxes(boxes, w, h)
+            rebuilt = {"least squares": downsample(inv.invert_pdq_windows(hashes, frac, magnitudes, mean=mean_grey), 32),
+                       "learned": models[name].predict(hashes).astype(np.float64)}
+            for a, r in rebuilt.items():
+                per[a].append(pearson(r, originals[i]))
+                small[a].append(r.ravel())
+                if i in pick:
+                    ex[a].append(r)
+        attacks = {}
+        for a in WINDOW_ATTACKS:
+            m, lo, hi = mean_ci(per[a])
+            v = np.asarray(per[a])
+            ranks = retrieval_ranks(np.stack(small[a]), originals)
+            attacks[a] = {"corr32": {"mean": m, "median": float(np.median(v)), "q1": float(np.percentile(v, 25)),
+                                     "q3": float(np.percentile(v, 75))}, "ci": [lo, hi],
+                          "retrieval": {"top1": float((ranks <= 1).mean()), "top5": float((ranks <= 5).mean()),
+                                        "median_rank": float(np.median(ranks)), "candidates": int(len(ranks))}}
+        best = max(WINDOW_ATTACKS, key=lambda a: attacks[a]["corr32"]["mean"])
+        corr[name] = {"best": np.asarray(per[best])}
+        box43 = inv.fraction_boxes(fn(400, 300), 400, 300)
+        out[name] = {"windows": len(box43), "n_hashes": len(box43) + 1,
+                     "boxes": [[round(v, 4) for v in b] for b in box43],
+                     "corr32": attacks[best]["corr32"]["mean"], "ci": attacks[best]["ci"], "attack": best,
+                     "attacks": attacks, "retrieval": attacks[best]["retrieval"],
+                     "learned_held_out_r2": round(models[name].held_out_r2, 4),
+                     "learned_ridge": models[name].ridge}
+        examples[name] = ex[best]
+    single = corr["none"]["best"]
+    for name in sets:
+        m, lo, hi = mean_ci(corr[name]["best"] - single)
+        out[name]["delta_vs_single"] = {"mean": m, "ci": [lo, hi]}
+        out[name]["within_target"] = bool(m <= WINDOW_TARGET)
+    return out, examples
+
+
 def _standardise(x: np.ndarray) -> np.ndarray:
     sd = float(x.std())
     return (x - x.mean()) / sd if sd > 1e-9 else x * 0.0
@@ -241,10 +415,22 @@ def run(ctx: harness.Context) -> None:
     results = {m: summarise(per[m], retrieval_ranks(np.stack(small[m]), originals)) for m in METHODS}
     ctx.config["results"] = results
     ctx.config["examples"] = [ids[i] for i in sorted(pick)]
+
+    t2 = time.perf_counter()  # several PDQ hashes of one picture (issue 20)
+    sets, origin = window_sets()
+    crops = ctx.pick(3, TRAIN_CROPS)
+    hash_models = train_window_attackers([F._grey_frame(px) for px in train], sets, crops, ctx.seed)
+    results["window_sets"], window_examples = evaluate_window_sets(greys, sets, hash_models, magnitudes,
+                                                                   model.mean_grey, pick)
+    ctx.config["window_sets"] = {"origin": origin, "train_crops": crops, "target_delta": WINDOW_TARGET,
+                                 "seconds": round(time.perf_counter() - t2, 1)}
     if metrics_mod is None:
         ctx.note("SSIM not measured: scikit-image is not installed")
     write_report(ctx, results, len(evals))
-    draw_examples(ctx, [greys[i] for i in sorted(pick)], examples, [ids[i] for i in sorted(pick)])
+    largest = max(sets, key=lambda k: results["window_sets"][k]["n_hashes"])
+    examples[f"window set {largest!r}"] = window_examples[largest]
+    draw_examples(ctx, [greys[i] for i in sorted(pick)], examples, [ids[i] for i in sorted(pick)],
+                  extra=f"window set {largest!r}")
     fg, pdq, const = results["features: gradient"], results["PDQ hash"], results["constant grey"]
     ctx.check("feature inversion correlates with the original better than chance (constant grey)",
               fg["corr64"]["mean"] > const["corr64"]["mean"], features=fg["corr64"]["mean"],
@@ -293,6 +479,25 @@ def markdown(ctx: harness.Context, results: dict, n: int) -> str:
               "without the DCT frequencies 0..16 x 0..16 (finer than a PDQ hash describes). The PDQ inversion is built from "
               "the hash's own bits, so its PDQ distance is near 0 by construction; the constant grey has no "
               "layout, so its correlations are 0 by definition."]
+    ws = results.get("window_sets")
+    if ws:
+        c = ctx.config.get("window_sets", {})
+        lines += ["", "## Several PDQ hashes of one picture (issue 20)", "",
+                  f"Window sets from {c.get('origin', '?')}; each picture's whole hash and one hash per window. "
+                  f"Attacks: least squares (64x64) and learned (ridge on the signs of all hashes, trained on "
+                  f"the training photos and {c.get('train_crops', '?')} random crops of each); the best of the two "
+                  f"per set. Delta: per-picture difference to the single hash's best attack, paired 95 % t "
+                  f"interval; target <= {WINDOW_TARGET:g}.", "",
+                  "| window set | hashes | corr 32x32 (95 % CI) | best attack | least squares | learned | "
+                  "delta vs single PDQ (95 % CI) | top-1 | top-5 | median rank | within target |",
+                  "| --- | ---: | --- | --- | ---: | ---: | --- | ---: | ---: | ---: | --- |"]
+        for name, r in ws.items():
+            a, d = r["attacks"], r["delta_vs_single"]
+            lines.append(f"| {name} | {r['n_hashes']} | {r['corr32']:.3f} [{r['ci'][0]:.3f}, {r['ci'][1]:.3f}] | "
+                         f"{r['attack']} | {a['least squares']['corr32']['mean']:.3f} | {a['learned']['corr32']['mean']:.3f} | "
+                         f"{d['mean']:+.3f} [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}] | "
+                         f"{100 * r['retrieval']['top1']:.0f} % | {100 * r['retrieval']['top5']:.0f} % | "
+                         f"{r['retrieval']['median_rank']:.0f} | {'yes' if r['within_target'] else 'no'} |")
     return "\n".join(lines) + "\n"
 
 
@@ -305,7 +510,8 @@ def write_report(ctx: harness.Context, results: dict, n: int) -> None:
                                        for m in METHODS if m != "constant grey"}, ylabel="Pearson r")
 
 
-def draw_examples(ctx: harness.Context, originals: list[np.ndarray], examples: dict, ids: list[str]) -> Optional[str]:
+def draw_examples(ctx: harness.Context, originals: list[np.ndarray], examples: dict, ids: list[str],
+                  extra: Optional[str] = None) -> Optional[str]:
     try:
         import matplotlib
 
@@ -316,7 +522,9 @@ def draw_examples(ctx: harness.Context, originals: list[np.ndarray], examples: d
         return None
     cols = (("original", originals), ("from the feature set", examples["features: gradient"]),
             ("from the PDQ hash", examples["PDQ hash"]))
-    fig, axes = plt.subplots(len(originals), 3, figsize=(10, 2.6 * len(originals)), squeeze=False)
+    if extra is not None and examples.get(extra):
+        cols += ((f"from the PDQ hashes of\n{extra}", examples[extra]),)
+    fig, axes = plt.subplots(len(originals), len(cols), figsize=(3.4 * len(cols), 2.6 * len(originals)), squeeze=False)
     for r in range(len(originals)):
         for c, (title, imgs) in enumerate(cols):
             ax = axes[r][c]

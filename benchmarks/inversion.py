@@ -13,6 +13,14 @@ What an attacker who holds a bank record can rebuild of the picture, with no neu
 * **PDQ inversion** (:func:`invert_pdq`): the 256 bits are the signs of the 16x16 low DCT
   coefficients of the 64x64 luma against their median; the attack puts each coefficient at
   its sign times its mean magnitude (learned on the same public images) and inverts the DCT;
+* **several PDQ hashes of one picture** (:func:`window_operator`, :func:`invert_pdq_windows`,
+  :class:`HashModel`): a survivor may share, besides the whole picture's hash, the hashes of
+  a few windows of it (boxes given as fractions of the picture, :data:`Box`). Each window's
+  hash is the sign pattern of the low DCT of *that box* squashed to 64x64, a linear function
+  of the picture's pixels. Two attacks use all of them at once: ``least squares`` (each
+  window's coefficients set to sign times learned magnitude, and the smallest picture on an
+  n x n grid that has all of them) and ``learned`` (a ridge regression from the signs of all
+  the hashes to the 32x32 picture, trained on public photos and their random crops);
 * baselines: a keypoint density map (positions only, no descriptors) and the
   constant mean grey.
 
@@ -113,12 +121,21 @@ class PatchModel:
         return (x @ self.weights[:-1] + self.weights[-1]).reshape(-1, PATCH, PATCH)
 
 
-def _ridge(x: np.ndarray, y: np.ndarray, lam: float) -> np.ndarray:
+def _ridge_solver(x: np.ndarray, y: np.ndarray):
+    """penalty -> ridge weights (D + 1, K), intercept last; the Gram matrix is formed once."""
     xm, ym = x.mean(0), y.mean(0)
     xc = x - xm
-    gram = xc.T @ xc + lam * len(x) / 1000.0 * np.eye(x.shape[1])
-    w = np.linalg.solve(gram, xc.T @ (y - ym))
-    return np.vstack([w, (ym - xm @ w)[None]]).astype(np.float32)
+    gram, xty = xc.T @ xc, xc.T @ (y - ym)
+    eye = np.eye(x.shape[1])
+
+    def solve(lam: float) -> np.ndarray:
+        w = np.linalg.solve(gram + lam * len(x) / 1000.0 * eye, xty)
+        return np.vstack([w, (ym - xm @ w)[None]]).astype(np.float32)
+    return solve
+
+
+def _ridge(x: np.ndarray, y: np.ndarray, lam: float) -> np.ndarray:
+    return _ridge_solver(x, y)(lam)
 
 
 def _centred_r2(pred: np.ndarray, y: np.ndarray) -> float:
@@ -129,24 +146,33 @@ def _centred_r2(pred: np.ndarray, y: np.ndarray) -> float:
     return float(1.0 - ((yc - pc) ** 2).sum() / max(1e-9, (yc ** 2).sum()))
 
 
-def fit_patch_model(signs: np.ndarray, patches: np.ndarray, image_of: np.ndarray,
-                    mean_grey: float, *, seed: int = 0) -> PatchModel:
-    """Fit on (signs (N, 256), patches (N, 32, 32)); the penalty is chosen on the keypoints
-    of a held-out fifth of the training *images* (keypoints of one image are not independent)."""
-    y = patches.reshape(len(patches), -1).astype(np.float64)
-    x = signs.astype(np.float64)
+def fit_ridge(x: np.ndarray, y: np.ndarray, image_of: np.ndarray, *, seed: int = 0
+              ) -> tuple[np.ndarray, float, float]:
+    """(weights (D + 1, K) with the intercept last, penalty, held-out centred R^2): a ridge
+    regression of ``y`` (N, K) on ``x`` (N, D) whose penalty is chosen on the samples of a
+    held-out fifth of the training *images* (samples of one image are not independent)."""
+    x = x.astype(np.float64)
+    y = y.astype(np.float64)
     images = np.unique(image_of)
     rng = np.random.default_rng(seed)
     held = set(rng.choice(images, size=max(1, len(images) // 5), replace=False).tolist())
     val = np.array([i in held for i in image_of])
     best = (-np.inf, RIDGE_GRID[0])
     if val.any() and (~val).any():
+        solve = _ridge_solver(x[~val], y[~val])
         for lam in RIDGE_GRID:
-            w = _ridge(x[~val], y[~val], lam)
+            w = solve(lam)
             r2 = _centred_r2(x[val] @ w[:-1] + w[-1], y[val])
             best = max(best, (r2, lam))
     r2, lam = best
-    return PatchModel(_ridge(x, y, lam), float(lam), float(r2), int(len(x)), float(mean_grey))
+    return _ridge(x, y, lam), float(lam), float(r2)
+
+
+def fit_patch_model(signs: np.ndarray, patches: np.ndarray, image_of: np.ndarray,
+                    mean_grey: float, *, seed: int = 0) -> PatchModel:
+    """Fit on (signs (N, 256), patches (N, 32, 32)) with :func:`fit_ridge`."""
+    w, lam, r2 = fit_ridge(signs, patches.reshape(len(patches), -1), image_of, seed=seed)
+    return PatchModel(w, lam, r2, int(len(signs)), float(mean_grey))
 
 
 # --------------------------------------------------------------------------------------------
@@ -308,3 +334,129 @@ def invert_pdq(h: np.ndarray, magnitudes: Optional[np.ndarray] = None, *, mean: 
         cv2 = _cv2()
         img = cv2.resize(img, (shape[1], shape[0]), interpolation=cv2.INTER_CUBIC)
     return img
+
+
+# --------------------------------------------------------------------------------------------
+# several PDQ hashes of one picture: the whole picture and windows of it
+
+#: A window as fractions of the picture: (top, bottom, left, right), 0 <= top < bottom <= 1.
+Box = tuple[float, float, float, float]
+WHOLE: Box = (0.0, 1.0, 0.0, 1.0)
+#: Grid of the least-squares rebuild (PDQ's own 64x64: windows of 70 % still fit 16 cycles).
+LS_GRID = 64
+#: Penalty of the least-squares rebuild, against the operator's unit scale (a whole-picture
+#: hash alone is then :func:`invert_pdq` shrunk by 1 / (1 + LS_RIDGE)).
+LS_RIDGE = 0.05
+#: Window edges are snapped to this fraction of the picture before solving (cache key).
+LS_SNAP = 256
+
+
+def fraction_boxes(boxes, width: int, height: int) -> list[Box]:
+    """Pixel boxes (top, bottom, left, right) of a ``width`` x ``height`` picture as fractions."""
+    return [(t / height, b / height, l / width, r / width) for t, b, l, r in boxes]
+
+
+def area_matrix(lo: float, hi: float, n_out: int, n_in: int) -> np.ndarray:
+    """(n_out, n_in) float64: the area average that squashes the span [lo, hi] of an axis
+    (fractions of it; the axis is n_in cells) to n_out cells. Rows sum to 1."""
+    if not 0.0 <= lo < hi <= 1.0:
+        raise ValueError(f"span must satisfy 0 <= lo < hi <= 1; got [{lo}, {hi}]")
+    e = (lo + (hi - lo) * np.arange(n_out + 1) / n_out) * n_in
+    j = np.arange(n_in)[None, :]
+    overlap = np.clip(np.minimum(e[1:, None], j + 1) - np.maximum(e[:-1, None], j), 0.0, None)
+    return overlap / overlap.sum(1, keepdims=True)
+
+
+def window_operator(box: Box, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(rows (16, n), columns (16, n)): the 16x16 PDQ coefficients of window ``box`` of a
+    picture held on an n x n grid ``x`` are ``rows @ x @ columns.T`` (the box squashed to
+    64x64 by area averaging, then PDQ's DCT frequencies 1..16)."""
+    t, b, l, r = box
+    d = _dct_rows()
+    return d @ area_matrix(t, b, 64, n), d @ area_matrix(l, r, 64, n)
+
+
+def window_coefficients(x: np.ndarray, box: Box) -> np.ndarray:
+    """(16, 16) PDQ-like coefficients of window ``box`` of the square grid ``x``."""
+    rows, cols = window_operator(box, x.shape[0])
+    return rows @ np.asarray(x, np.float64) @ cols.T
+
+
+def _gram(ops: Sequence[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """(256 K, 256 K): A A^T of the stacked window operators, A_k = kron(rows_k, columns_k)
+    acting on the row-major flattened grid -- block (k, j) is kron(rows_k rows_j^T,
+    columns_k columns_j^T), so A itself (256 K x n^2) is never formed."""
+    k = len(ops)
+    out = np.empty((256 * k, 256 * k))
+    for a, (ra, ca) in enumerate(ops):
+        for b, (rb, cb) in enumerate(ops):
+            out[256 * a:256 * (a + 1), 256 * b:256 * (b + 1)] = np.kron(ra @ rb.T, ca @ cb.T)
+    return out
+
+
+_LS_CACHE: dict = {}
+
+
+def invert_pdq_windows(hashes: Sequence[np.ndarray], boxes: Sequence[Box], magnitudes: Optional[np.ndarray] = None,
+                       *, mean: float = 128.0, n: int = LS_GRID, ridge: float = LS_RIDGE) -> np.ndarray:
+    """Least-squares rebuild (n x n float32) from the PDQ hashes of windows ``boxes`` of one
+    picture: every coefficient at its sign times its magnitude (``None``: all 1), and the
+    smallest picture whose windows have those coefficients (ridge ``ridge``), plus ``mean``.
+    With the whole picture alone this is :func:`invert_pdq` on a 64 grid, scaled."""
+    from scipy.linalg import cho_factor, cho_solve
+
+    if len(hashes) != len(boxes) or not boxes:
+        raise ValueError(f"need one box per hash; got {len(hashes)} hashes and {len(boxes)} boxes")
+    mags = np.ones((16, 16)) if magnitudes is None else np.asarray(magnitudes, np.float64)
+    target = np.concatenate([(pdq_signs(h) * mags).ravel() for h in hashes])
+    # boxes snapped to 1/LS_SNAP of the picture (under a pixel of the 64 grid): pictures of
+    # nearly the same shape share one factorisation
+    snapped = tuple(tuple(round(v * LS_SNAP) / LS_SNAP for v in b) for b in boxes)
+    key = (n, ridge, snapped)
+    cached = _LS_CACHE.get(key)
+    if cached is None:  # x = A^T (A A^T + ridge I)^-1 t: the small side is 256 K, not n^2
+        ops = [window_operator(b, n) for b in snapped]
+        cached = (ops, cho_factor(_gram(ops) + ridge * np.eye(256 * len(ops))))
+        if len(_LS_CACHE) > 64:
+            _LS_CACHE.clear()
+        _LS_CACHE[key] = cached
+    ops, factor = cached
+    z = cho_solve(factor, target).reshape(len(ops), 16, 16)
+    img = sum(r.T @ zk @ c for (r, c), zk in zip(ops, z)).astype(np.float32)
+    if magnitudes is None:
+        img *= 40.0 / max(1e-6, float(img.std()))
+    return img + np.float32(mean)
+
+
+@dataclass(frozen=True)
+class HashModel:
+    """Ridge regression from the signs of a fixed list of PDQ hashes of one picture (the
+    whole picture and its windows, always in the same order) to the 32x32 picture."""
+
+    weights: np.ndarray  #: (256 K + 1, 1024) float32; last row is the intercept
+    ridge: float
+    held_out_r2: float  #: share of the pictures' variance (around each one's mean) explained, held out
+    samples: int
+
+    @property
+    def hashes(self) -> int:
+        return (self.weights.shape[0] - 1) // 256
+
+    def predict(self, hashes: Sequence[np.ndarray]) -> np.ndarray:
+        """(32, 32) float32 rebuilt picture."""
+        if len(hashes) != self.hashes:
+            raise ValueError(f"this model reads {self.hashes} hashes a picture; got {len(hashes)}")
+        x = hash_signs(hashes)
+        return (x @ self.weights[:-1] + self.weights[-1]).reshape(PATCH, PATCH)
+
+
+def hash_signs(hashes: Sequence[np.ndarray]) -> np.ndarray:
+    """(256 K,) float32 of +1/-1: the bits of K hashes in a fixed order, as regression inputs."""
+    return np.concatenate([pdq_signs(h).ravel() for h in hashes]).astype(np.float32)
+
+
+def fit_hash_model(signs: np.ndarray, pictures: np.ndarray, image_of: np.ndarray, *, seed: int = 0) -> HashModel:
+    """Fit on (signs (N, 256 K), pictures (N, 32, 32)); ``image_of`` names the training photo
+    each sample was cut from (the penalty is chosen on held-out photos, see :func:`fit_ridge`)."""
+    w, lam, r2 = fit_ridge(signs, pictures.reshape(len(pictures), -1), image_of, seed=seed)
+    return HashModel(w, lam, r2, int(len(signs)))

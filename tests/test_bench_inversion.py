@@ -110,3 +110,85 @@ def test_detail_band_excludes_what_pdq_describes():
     # a PDQ inversion has almost nothing above PDQ's band (resampling leaks a little); a photo does
     pdq = share(inv.invert_pdq(nh.pdq_hash(g).hash, shape=g.shape))
     assert pdq < 0.03 and share(g) > 3 * pdq
+
+
+# --------------------------------------------------------------------------------------------
+# several PDQ hashes of one picture (issue 20)
+
+
+def test_area_matrix_is_an_area_average():
+    assert np.allclose(inv.area_matrix(0.0, 1.0, 8, 8), np.eye(8))
+    m = inv.area_matrix(0.0, 1.0, 4, 8)  # halving: each output cell averages two inputs
+    assert np.allclose(m, np.kron(np.eye(4), [[0.5, 0.5]]))
+    m = inv.area_matrix(0.25, 0.75, 3, 16)
+    assert np.allclose(m.sum(1), 1.0) and (m >= 0).all()
+    assert m[:, :4].sum() == 0 and m[:, 12:].sum() == 0  # nothing outside the span
+    # agrees with OpenCV's area resize of the same span (an exact integer ratio)
+    x = np.random.default_rng(0).uniform(0, 255, (32, 32))
+    sub = cv2.resize(x[8:24, 8:24].astype(np.float32), (4, 4), interpolation=cv2.INTER_AREA)
+    mine = inv.area_matrix(0.25, 0.75, 4, 32) @ x @ inv.area_matrix(0.25, 0.75, 4, 32).T
+    assert np.allclose(mine, sub, atol=1e-3)
+    with pytest.raises(ValueError):
+        inv.area_matrix(0.5, 0.5, 4, 8)
+
+
+def test_window_coefficients_are_the_dct_of_the_cut_window():
+    g = grey_of(datasets.synthetic_photos(1, 4, size=(256, 256))[0]).astype(np.float64)
+    x = cv2.resize(g.astype(np.float32), (128, 128), interpolation=cv2.INTER_AREA).astype(np.float64)
+    # the whole picture on a 64 grid is pdq_coefficients
+    x64 = cv2.resize(g.astype(np.float32), (64, 64), interpolation=cv2.INTER_AREA)
+    assert np.allclose(inv.window_coefficients(x64, inv.WHOLE), inv.pdq_coefficients(x64), atol=1e-6)
+    # the top-right quarter of a 128 grid is the 64x64 block cut out of it
+    box = (0.0, 0.5, 0.5, 1.0)
+    assert np.allclose(inv.window_coefficients(x, box), inv.pdq_coefficients(x[:64, 64:]), atol=1e-6)
+    # and its signs are (almost all) the real PDQ hash's bits of that window
+    h = nh.pdq_hash(np.ascontiguousarray(g[:128, 128:]).astype(np.uint8)).hash
+    c = inv.window_coefficients(x, box)
+    assert ((c > np.median(c)) * 2 - 1 == inv.pdq_signs(h)).mean() > 0.85
+    assert inv.fraction_boxes([(0, 150, 100, 400)], 400, 300) == [(0.0, 0.5, 0.25, 1.0)]
+
+
+def test_least_squares_windows_rebuild():
+    g = grey_of(datasets.synthetic_photos(1, 6)[0])
+    h = nh.pdq_hash(g).hash
+    one = inv.invert_pdq_windows([h], [inv.WHOLE], mean=0.0)
+    # the whole picture alone is invert_pdq (up to a scale)
+    assert bi.pearson(one, inv.invert_pdq(h, mean=0.0)) > 0.999
+    # the rebuild has the hash's signs in every window it was given
+    boxes_px = [(0, 120, 0, 160), (60, 240, 80, 320)]
+    hashes = bi.window_hashes(g, boxes_px)
+    frac = [inv.WHOLE] + inv.fraction_boxes(boxes_px, g.shape[1], g.shape[0])
+    mags = inv.learn_pdq_magnitudes([grey_of(p) for p in datasets.synthetic_photos(4, 60)])
+    rebuilt = inv.invert_pdq_windows(hashes, frac, mags)
+    for hk, box in zip(hashes, frac):
+        c = inv.window_coefficients(rebuilt, box)
+        assert ((c > np.median(c)) * 2 - 1 == inv.pdq_signs(hk)).mean() > 0.75  # chance: 0.5
+    assert bi.pearson(bi.downsample(rebuilt, 32), bi.downsample(g, 32)) > 0.3
+    with pytest.raises(ValueError):
+        inv.invert_pdq_windows(hashes, frac[:1])
+
+
+def test_learned_hash_model_and_window_sets():
+    photos = [grey_of(p) for p in datasets.synthetic_photos(4, 21)]
+    sets = {"none": bi.STAND_IN_WINDOW_SETS["none"], "centre 70%": bi.STAND_IN_WINDOW_SETS["centre 70%"]}
+    assert sets["centre 70%"](400, 300) == [(45, 255, 60, 340)]
+    models = bi.train_window_attackers(photos[:3], sets, crops=6, seed=0)
+    assert models["none"].hashes == 1 and models["centre 70%"].hashes == 2
+    rebuilt = models["centre 70%"].predict(bi.window_hashes(photos[3], sets["centre 70%"](320, 240)))
+    assert rebuilt.shape == (32, 32)
+    with pytest.raises(ValueError):
+        models["none"].predict([nh.pdq_hash(photos[3]).hash] * 2)
+    m, lo, hi = bi.mean_ci([0.1, 0.2, 0.3, 0.4])
+    assert m == pytest.approx(0.25) and lo < m < hi
+    views, of = bi.training_views(photos[:2], 5, seed=1)
+    assert len(views) == 2 * 2 * 6 and of.tolist() == [0] * 12 + [1] * 12
+    assert all(0.55 * 240 <= v.shape[0] <= 240 for v in views)
+
+
+def test_window_gram_is_the_stacked_operator_times_its_transpose():
+    boxes = [inv.WHOLE, (0.1, 0.8, 0.0, 0.9), (0.3, 1.0, 0.25, 0.75)]
+    ops = [inv.window_operator(b, 24) for b in boxes]
+    a = np.vstack([np.kron(r, c) for r, c in ops])
+    assert np.allclose(inv._gram(ops), a @ a.T)
+    x = np.random.default_rng(2).normal(size=(24, 24))
+    assert np.allclose(a[256:512] @ x.ravel(), inv.window_coefficients(x, boxes[1]).ravel())
