@@ -187,3 +187,21 @@ def test_anms_equals_numpy_oracle(seed):
         resp = np.round(resp * 4).astype(np.float32)  # many ties
     keep = int(rng.integers(1, 300))
     np.testing.assert_array_equal(F._suppress(pts, resp, keep), _anms_numpy(pts, resp, keep))
+
+
+def test_reprojection_tolerance_keyword(photo, photo_features):
+    edited = np.asarray(_crop(photo, 0.10, dx=0.4))
+    q = F.query_features(edited)[0]
+    # the default is the module constant: the same verification with and without it
+    a, b = F.verify_features(q, photo_features), F.verify_features(q, photo_features, reprojection=F.REPROJECTION)
+    assert (a.inliers, a.tight, a.is_match) == (b.inliers, b.tight, b.is_match)
+    # candidate keypoints moved by up to 20 px: the exact tolerance loses them, a wider one keeps them
+    rng = np.random.default_rng(5)
+    jitter = rng.uniform(-14, 14, photo_features.xy.shape).astype(np.float32)
+    xy = np.clip(photo_features.xy + jitter, 0, [photo_features.width - 1, photo_features.height - 1]).astype(np.float32)
+    moved = F.FeatureSet(photo_features.width, photo_features.height, xy, photo_features.angle,
+                         photo_features.octave, photo_features.descriptors)
+    tight, wide = F.verify_features(q, moved), F.verify_features(q, moved, reprojection=26.0)
+    assert wide.is_match and wide.inliers > 2 * tight.inliers
+    with pytest.raises(ValueError, match="reprojection"):
+        F.verify_features(q, photo_features, reprojection=0.0)

@@ -309,9 +309,14 @@ def _hull_area(pts: np.ndarray) -> float:
 
 
 def verify_features(q: FeatureSet, c: FeatureSet, *, min_inliers: int = MIN_INLIERS,
-           min_spread: float = MIN_SPREAD, min_tight: int = MIN_TIGHT_INLIERS, seed: int = 0) -> GeometricMatch:
+           min_spread: float = MIN_SPREAD, min_tight: int = MIN_TIGHT_INLIERS, seed: int = 0,
+           reprojection: float = REPROJECTION) -> GeometricMatch:
     """Geometric verification: do ``q`` and ``c`` show the same picture up to a similarity
-    transform (crop, scale, rotation, translation)? Deterministic for a given ``seed``."""
+    transform (crop, scale, rotation, translation)? Deterministic for a given ``seed``.
+    ``reprojection`` (pixels of the candidate's frame) is how far a projected query keypoint
+    may land from its candidate keypoint: wider for candidates whose positions were coarsened."""
+    if not reprojection > 0:
+        raise ValueError(f"reprojection must be a positive number of pixels; got {reprojection!r}")
     if not (q.usable and c.usable):
         return NO_MATCH
     pairs = correspondences(q, c)
@@ -322,14 +327,14 @@ def verify_features(q: FeatureSet, c: FeatureSet, *, min_inliers: int = MIN_INLI
     dst = c.xy[pairs[:, 1]]
     cv2.setRNGSeed(seed)
     transform, mask = cv2.estimateAffinePartial2D(
-        src, dst, method=cv2.RANSAC, ransacReprojThreshold=REPROJECTION, maxIters=2000,
+        src, dst, method=cv2.RANSAC, ransacReprojThreshold=reprojection, maxIters=2000,
         confidence=0.999, refineIters=10)
     if transform is None or mask is None:
         return GeometricMatch(0, 0.0, None, False)
     scale = float(np.sqrt(abs(np.linalg.det(transform[:, :2]))))
     if not SCALE_RANGE[0] <= scale <= SCALE_RANGE[1]:
         return GeometricMatch(0, 0.0, transform, False)
-    inl_q, inl_c = _guided_inliers(q, c, transform)
+    inl_q, inl_c = _guided_inliers(q, c, transform, reprojection)
     n = len(inl_q)
     spread = _hull_area(c.xy[inl_c]) / float(c.width * c.height) if n else 0.0
     overlap = _overlap_counts(q, c, transform)
@@ -355,14 +360,15 @@ def _overlap_counts(q: FeatureSet, c: FeatureSet, transform: np.ndarray) -> tupl
     return nq, nc
 
 
-def _guided_inliers(q: FeatureSet, c: FeatureSet, transform: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _guided_inliers(q: FeatureSet, c: FeatureSet, transform: np.ndarray,
+                    reprojection: float = REPROJECTION) -> tuple[np.ndarray, np.ndarray]:
     """Index pairs (query, candidate): features whose projections under ``transform`` fall
     near each other, with descriptors within :data:`MATCH_DISTANCE`, each the other's closest. Counting these (not only RANSAC's
     ratio-tested sample) uses every corner the transform explains."""
     proj = (q.xy @ transform[:, :2].T + transform[:, 2]).astype(np.float32)
     dx = proj[:, 0, None] - c.xy[None, :, 0]
     dy = proj[:, 1, None] - c.xy[None, :, 1]
-    near = dx * dx + dy * dy <= np.float32(REPROJECTION * REPROJECTION)
+    near = dx * dx + dy * dy <= np.float32(reprojection * reprojection)
     if not near.any():
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     qi, ci = np.nonzero(near)
