@@ -80,6 +80,9 @@ WINDOW_TARGET = 0.05
 TRAIN_CROPS = 24
 #: Side of a training crop, as a share of the photo's side (each side drawn independently).
 TRAIN_CROP_SIDE = (0.6, 1.0)
+#: Random crops of each training photo the learned layout attack on reduced feature sets
+#: trains on (each needs a feature extraction, so fewer).
+LAYOUT_TRAIN_CROPS = 6
 
 
 # --------------------------------------------------------------------------------------------
@@ -304,8 +307,9 @@ WINDOW_ATTACKS = ("least squares", "learned")
 
 
 def evaluate_window_sets(greys: list[np.ndarray], sets: dict[str, WindowSet], models: dict,
-                         magnitudes: np.ndarray, mean_grey: float, pick: set) -> tuple[dict, dict]:
-    """(config.results["window_sets"], name -> rebuilt examples of the picked pictures)."""
+                         magnitudes: np.ndarray, mean_grey: float, pick: set) -> tuple[dict, dict, np.ndarray]:
+    """(config.results["window_sets"], name -> rebuilt examples of the picked pictures, the
+    per-picture 32x32 correlation of the single hash's best attack)."""
     from benchmarks import inversion as inv
 
     originals = np.stack([downsample(g, 32).ravel() for g in greys])
@@ -351,6 +355,86 @@ def evaluate_window_sets(greys: list[np.ndarray], sets: dict[str, WindowSet], mo
         m, lo, hi = mean_ci(corr[name]["best"] - single)
         out[name]["delta_vs_single"] = {"mean": m, "ci": [lo, hi]}
         out[name]["within_target"] = bool(m <= WINDOW_TARGET)
+    return out, examples, single
+
+
+# --------------------------------------------------------------------------------------------
+# reduced local-feature signals (issue 20; benchmarks/reduced_features.py)
+
+REDUCED_ATTACKS = ("features: gradient", "learned layout")
+
+
+def _layout_grid(signal) -> int:
+    from benchmarks import reduced_features as R
+
+    return R.LAYOUT_GRID_EXACT if signal.grid is None else signal.grid
+
+
+def train_layout_attackers(train_greys: list[np.ndarray], signals, crops: int, seed: int) -> tuple[dict, np.ndarray]:
+    """(signal name -> HashModel-like ridge from :func:`reduced_features.layout_vector` to the
+    32x32 picture, the descriptor basis), trained on the training frames, mirrors and crops."""
+    from ncii_hash.features import orb as F
+
+    from benchmarks import inversion as inv
+    from benchmarks import reduced_features as R
+
+    views, of = training_views(train_greys, crops, seed)
+    full = [F.extract_features(v) for v in views]
+    frames = [F._grey_frame(v) for v in views]
+    pictures = np.stack([downsample(f, 32).ravel() for f in frames])
+    basis = R.descriptor_basis([fs.descriptors for fs in full[:: max(1, len(full) // 200)]])
+    models = {}
+    for signal in signals:
+        x = np.stack([R.layout_vector(signal.reduce(fs), _layout_grid(signal), basis) for fs in full])
+        w, lam, r2 = inv.fit_ridge(x, pictures, of, seed=seed)
+        models[signal.name] = (w, lam, r2)
+    return models, basis
+
+
+def evaluate_reduced(evals: list[np.ndarray], greys: list[np.ndarray], signals, patch_model, layout_models: dict,
+                     basis: np.ndarray, single_pdq: np.ndarray, pick: set) -> tuple[dict, dict]:
+    """(config.results["reduced_features"], signal name -> rebuilt examples). ``single_pdq``:
+    the per-picture 32x32 correlation of the single PDQ hash's best attack."""
+    from ncii_hash.features import orb as F
+
+    from benchmarks import inversion as inv
+    from benchmarks import reduced_features as R
+
+    originals = np.stack([downsample(g, 32).ravel() for g in greys])
+    full = [F.extract_features(px) for px in evals]
+    out, examples = {}, {}
+    for signal in signals:
+        w, lam, r2 = layout_models[signal.name]
+        per = {a: [] for a in REDUCED_ATTACKS}
+        small = {a: [] for a in REDUCED_ATTACKS}
+        ex = {a: [] for a in REDUCED_ATTACKS}
+        for i, fs in enumerate(full):
+            banked = signal.reduce(fs)
+            rebuilt = {"features: gradient": downsample(inv.invert_features(banked, patch_model, method="gradient"), 32),
+                       "learned layout": (R.layout_vector(banked, _layout_grid(signal), basis) @ w[:-1] + w[-1]
+                                          ).reshape(32, 32).astype(np.float64)}
+            for a, r in rebuilt.items():
+                per[a].append(pearson(r, originals[i]))
+                small[a].append(r.ravel())
+                if i in pick:
+                    ex[a].append(r)
+        attacks = {}
+        for a in REDUCED_ATTACKS:
+            m, lo, hi = mean_ci(per[a])
+            ranks = retrieval_ranks(np.stack(small[a]), originals)
+            attacks[a] = {"corr32": m, "ci": [lo, hi],
+                          "retrieval": {"top1": float((ranks <= 1).mean()), "top5": float((ranks <= 5).mean()),
+                                        "median_rank": float(np.median(ranks)), "candidates": int(len(ranks))}}
+        attacks["learned layout"].update(held_out_r2=round(r2, 4), ridge=lam, grid=_layout_grid(signal))
+        best = max(REDUCED_ATTACKS, key=lambda a: attacks[a]["corr32"])
+        dm, dlo, dhi = mean_ci(np.asarray(per[best]) - single_pdq)
+        out[signal.name] = {"features": signal.features, "grid": signal.grid,
+                            "bytes_per_feature": signal.bytes_per_feature(),
+                            "corr32": attacks[best]["corr32"], "ci": attacks[best]["ci"], "attack": best,
+                            "attacks": attacks, "retrieval": attacks[best]["retrieval"],
+                            "delta_vs_single_pdq": {"mean": dm, "ci": [dlo, dhi]},
+                            "within_target": bool(dm <= WINDOW_TARGET)}
+        examples[signal.name] = ex[best]
     return out, examples
 
 
@@ -418,19 +502,34 @@ def run(ctx: harness.Context) -> None:
 
     t2 = time.perf_counter()  # several PDQ hashes of one picture (issue 20)
     sets, origin = window_sets()
+    if ctx.quick:  # the single hash and the set with most windows
+        sets = {k: sets[k] for k in ("none", max(sets, key=lambda k: len(sets[k](400, 300))))}
     crops = ctx.pick(3, TRAIN_CROPS)
-    hash_models = train_window_attackers([F._grey_frame(px) for px in train], sets, crops, ctx.seed)
-    results["window_sets"], window_examples = evaluate_window_sets(greys, sets, hash_models, magnitudes,
-                                                                   model.mean_grey, pick)
+    train_greys = [F._grey_frame(px) for px in train]
+    hash_models = train_window_attackers(train_greys, sets, crops, ctx.seed)
+    results["window_sets"], window_examples, single = evaluate_window_sets(greys, sets, hash_models, magnitudes,
+                                                                           model.mean_grey, pick)
     ctx.config["window_sets"] = {"origin": origin, "train_crops": crops, "target_delta": WINDOW_TARGET,
                                  "seconds": round(time.perf_counter() - t2, 1)}
+
+    from benchmarks import reduced_features as R  # reduced local-feature signals (issue 20)
+
+    t3 = time.perf_counter()
+    layout_crops = ctx.pick(1, LAYOUT_TRAIN_CROPS)
+    signals = ctx.pick([s for s in R.SIGNALS if s.grid == 1], R.SIGNALS)
+    layout_models, basis = train_layout_attackers(train_greys, signals, layout_crops, ctx.seed)
+    results["reduced_features"], reduced_examples = evaluate_reduced(evals, greys, signals, model, layout_models,
+                                                                     basis, single, pick)
+    ctx.config["reduced_features"] = {"train_crops": layout_crops, "target_delta": WINDOW_TARGET,
+                                      "seconds": round(time.perf_counter() - t3, 1)}
     if metrics_mod is None:
         ctx.note("SSIM not measured: scikit-image is not installed")
     write_report(ctx, results, len(evals))
     largest = max(sets, key=lambda k: results["window_sets"][k]["n_hashes"])
     examples[f"window set {largest!r}"] = window_examples[largest]
+    examples["no positions"] = reduced_examples.get("no positions", [])
     draw_examples(ctx, [greys[i] for i in sorted(pick)], examples, [ids[i] for i in sorted(pick)],
-                  extra=f"window set {largest!r}")
+                  extra=(f"window set {largest!r}", "no positions"))
     fg, pdq, const = results["features: gradient"], results["PDQ hash"], results["constant grey"]
     ctx.check("feature inversion correlates with the original better than chance (constant grey)",
               fg["corr64"]["mean"] > const["corr64"]["mean"], features=fg["corr64"]["mean"],
@@ -498,6 +597,26 @@ def markdown(ctx: harness.Context, results: dict, n: int) -> str:
                          f"{d['mean']:+.3f} [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}] | "
                          f"{100 * r['retrieval']['top1']:.0f} % | {100 * r['retrieval']['top5']:.0f} % | "
                          f"{r['retrieval']['median_rank']:.0f} | {'yes' if r['within_target'] else 'no'} |")
+    rf = results.get("reduced_features")
+    if rf:
+        c = ctx.config.get("reduced_features", {})
+        lines += ["", "## Reduced local-feature signals (issue 20)", "",
+                  "Signals of benchmarks/reduced_features.py, what the bank would keep. Attacks: the patch "
+                  "regression laid back at the (coarsened) positions (features: gradient) and a ridge regression "
+                  "from per-cell keypoint counts, orientation vectors and descriptor components to the 32x32 "
+                  f"picture (learned layout; trained on the training photos and {c.get('train_crops', '?')} crops "
+                  "of each); the best of the two per signal. Delta: per-picture difference to the single PDQ "
+                  f"hash's best attack, paired 95 % t interval; target <= {WINDOW_TARGET:g}.", "",
+                  "| signal | B/keypoint | corr 32x32 (95 % CI) | best attack | features: gradient | learned layout | "
+                  "delta vs single PDQ (95 % CI) | top-1 | top-5 | median rank | within target |",
+                  "| --- | ---: | --- | --- | ---: | ---: | --- | ---: | ---: | ---: | --- |"]
+        for name, r in rf.items():
+            a, d = r["attacks"], r["delta_vs_single_pdq"]
+            lines.append(f"| {name} | {r['bytes_per_feature']:.0f} | {r['corr32']:.3f} [{r['ci'][0]:.3f}, {r['ci'][1]:.3f}] | "
+                         f"{r['attack']} | {a['features: gradient']['corr32']:.3f} | {a['learned layout']['corr32']:.3f} | "
+                         f"{d['mean']:+.3f} [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}] | "
+                         f"{100 * r['retrieval']['top1']:.0f} % | {100 * r['retrieval']['top5']:.0f} % | "
+                         f"{r['retrieval']['median_rank']:.0f} | {'yes' if r['within_target'] else 'no'} |")
     return "\n".join(lines) + "\n"
 
 
@@ -511,7 +630,7 @@ def write_report(ctx: harness.Context, results: dict, n: int) -> None:
 
 
 def draw_examples(ctx: harness.Context, originals: list[np.ndarray], examples: dict, ids: list[str],
-                  extra: Optional[str] = None) -> Optional[str]:
+                  extra: tuple[str, ...] = ()) -> Optional[str]:
     try:
         import matplotlib
 
@@ -522,8 +641,8 @@ def draw_examples(ctx: harness.Context, originals: list[np.ndarray], examples: d
         return None
     cols = (("original", originals), ("from the feature set", examples["features: gradient"]),
             ("from the PDQ hash", examples["PDQ hash"]))
-    if extra is not None and examples.get(extra):
-        cols += ((f"from the PDQ hashes of\n{extra}", examples[extra]),)
+    titles = {"no positions": "from the features\nwithout positions"}
+    cols += tuple((titles.get(e, f"from the PDQ hashes of\n{e}"), examples[e]) for e in extra if examples.get(e))
     fig, axes = plt.subplots(len(originals), len(cols), figsize=(3.4 * len(cols), 2.6 * len(originals)), squeeze=False)
     for r in range(len(originals)):
         for c, (title, imgs) in enumerate(cols):

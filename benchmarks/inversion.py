@@ -122,14 +122,22 @@ class PatchModel:
 
 
 def _ridge_solver(x: np.ndarray, y: np.ndarray):
-    """penalty -> ridge weights (D + 1, K), intercept last; the Gram matrix is formed once."""
+    """penalty -> ridge weights (D + 1, K), intercept last. One eigendecomposition of the
+    smaller of X^T X (D x D) and X X^T (N x N) serves every penalty."""
     xm, ym = x.mean(0), y.mean(0)
-    xc = x - xm
-    gram, xty = xc.T @ xc, xc.T @ (y - ym)
-    eye = np.eye(x.shape[1])
+    xc, yc = x - xm, y - ym
+    scale = len(x) / 1000.0
+    if x.shape[1] <= len(x):  # primal: w = V (V^T X^T y) / (s + lam)
+        s, v = np.linalg.eigh(xc.T @ xc)
+        proj = v.T @ (xc.T @ yc)
+        weights = lambda lam: v @ (proj / (s + lam * scale)[:, None])
+    else:  # dual: w = X^T U (U^T y) / (s + lam)
+        s, u = np.linalg.eigh(xc @ xc.T)
+        proj = u.T @ yc
+        weights = lambda lam: xc.T @ (u @ (proj / (s + lam * scale)[:, None]))
 
     def solve(lam: float) -> np.ndarray:
-        w = np.linalg.solve(gram + lam * len(x) / 1000.0 * eye, xty)
+        w = weights(lam)
         return np.vstack([w, (ym - xm @ w)[None]]).astype(np.float32)
     return solve
 

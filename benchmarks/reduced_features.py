@@ -151,3 +151,40 @@ class SignalRule:
 
     def verify_features(self, q: FeatureSet, c: FeatureSet) -> F.GeometricMatch:
         return self.signal.verify(q, c)
+
+
+# --------------------------------------------------------------------------------------------
+# a stronger attack for coarse positions: learned layout
+
+
+#: Descriptor principal components summed per cell by :func:`layout_vector`.
+LAYOUT_COMPONENTS = 4
+#: Cells a side of the layout attack when the signal keeps exact positions.
+LAYOUT_GRID_EXACT = 16
+
+
+def descriptor_basis(descriptor_sets, components: int = LAYOUT_COMPONENTS) -> np.ndarray:
+    """(256, components): the leading principal axes of descriptor bits (as +1/-1) of training sets."""
+    x = np.concatenate([np.unpackbits(d, axis=1).astype(np.float64) * 2 - 1 for d in descriptor_sets])
+    x -= x.mean(0)
+    _, _, vt = np.linalg.svd(x, full_matrices=False)
+    return vt[:components].T
+
+
+def layout_vector(fs: FeatureSet, grid: int, basis: np.ndarray) -> np.ndarray:
+    """(grid * grid * (3 + components),) float32: per cell of a ``grid`` x ``grid`` partition,
+    the keypoints' count, the sum of their orientation vectors (ORB's orientation points to
+    the brighter side of the patch: a local brightness gradient) and the sum of their
+    descriptors' principal components. What an attacker can read off a set with coarse
+    positions, in a fixed order a regression can learn from."""
+    k = 3 + basis.shape[1]
+    out = np.zeros((grid * grid, k), np.float64)
+    if len(fs):
+        cell = np.array([fs.width, fs.height], np.float64) / grid
+        ix = np.clip(np.floor(fs.xy / cell), 0, grid - 1).astype(np.int64)
+        idx = ix[:, 1] * grid + ix[:, 0]
+        a = np.deg2rad(fs.angle.astype(np.float64))
+        signs = np.unpackbits(fs.descriptors, axis=1).astype(np.float64) * 2 - 1
+        vals = np.column_stack([np.ones(len(fs)), np.cos(a), np.sin(a), signs @ basis])
+        np.add.at(out, idx, vals)
+    return out.ravel().astype(np.float32)

@@ -192,3 +192,14 @@ def test_window_gram_is_the_stacked_operator_times_its_transpose():
     assert np.allclose(inv._gram(ops), a @ a.T)
     x = np.random.default_rng(2).normal(size=(24, 24))
     assert np.allclose(a[256:512] @ x.ravel(), inv.window_coefficients(x, boxes[1]).ravel())
+
+
+@pytest.mark.parametrize("n,d", [(60, 90), (200, 30)])
+def test_ridge_solver_equals_the_normal_equations(n, d):
+    rng = np.random.default_rng(n)
+    x, y = rng.normal(size=(n, d)), rng.normal(size=(n, 4))
+    w = inv._ridge_solver(x, y)(10.0)
+    xc = x - x.mean(0)
+    direct = np.linalg.solve(xc.T @ xc + 10.0 * n / 1000.0 * np.eye(d), xc.T @ (y - y.mean(0)))
+    assert np.allclose(w[:-1], direct, atol=1e-5)
+    assert np.allclose(w[-1], y.mean(0) - x.mean(0) @ direct, atol=1e-5)

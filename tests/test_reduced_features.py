@@ -79,3 +79,18 @@ def test_positionless_rule_uses_the_query_spread(photo):
                              np.random.default_rng(0).uniform(0, 360, len(fs)).astype(np.float32), fs.octave,
                              fs.descriptors)
     assert R.verify_positionless(scattered, c).inliers < 0.3 * len(fs)  # random turns are not
+
+
+def test_layout_vector_sums_per_cell():
+    xy = np.array([[10.0, 10.0], [20.0, 15.0], [390.0, 290.0]], np.float32)
+    desc = np.zeros((3, 32), np.uint8)
+    desc[2] = 255
+    fs = F.FeatureSet(400, 300, xy, np.array([0.0, 90.0, 180.0], np.float32), np.zeros(3, np.uint8), desc)
+    basis = np.zeros((256, 2))
+    basis[:, 0] = 1.0 / 16  # the mean of the +1/-1 bits, times 16
+    v = R.layout_vector(fs, 2, basis).reshape(4, 5)
+    assert np.allclose(v[0], [2, 1, 1, -32, 0], atol=1e-6)  # top-left cell: two keypoints
+    assert np.allclose(v[3], [1, -1, 0, 16, 0], atol=1e-6)  # bottom-right: one, all bits set
+    assert not v[1].any() and not v[2].any()
+    b = R.descriptor_basis([np.random.default_rng(1).integers(0, 256, (50, 32), dtype=np.uint8)], 3)
+    assert b.shape == (256, 3) and np.allclose(b.T @ b, np.eye(3), atol=1e-9)
