@@ -3,6 +3,8 @@ detector, query variants."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -166,3 +168,46 @@ def test_photo_box_stays_inside_odd_sizes(w, h, seed):
     if box is not None:
         top, bottom, left, right = box
         assert 0 <= top < bottom <= h and 0 <= left < right <= w
+
+
+def test_bank_matches_a_screenshot_only_with_query_variants(tmp_path):
+    from ncii_hash.bank import HashBank, image_match
+
+    photo, other = _photo(seed=7), _photo(seed=99)
+    shot, _ = _phone_screenshot(photo)
+    with HashBank(tmp_path / "bank.db", create=True) as bank:
+        case = bank.add_case(v.survivor_hashes(photo, "none"), [90])
+        bank.add_case(v.survivor_hashes(other, "none"), [90])
+        plain, robust = (image_match.match_images(bank, [shot, other[::-1].copy()], features=False, trim_borders=False,
+                                                  variants=plan) for plan in (None, v.PLATFORM_VARIANTS))
+    assert not plain[0].pdq
+    assert [m.case_id for m in robust[0].pdq] == [case]
+    assert robust[0].pdq[0].distance <= 31
+    assert [m.case_id for m in robust[1].pdq] == [m.case_id for m in plain[1].pdq]  # a flip: dihedral as before
+
+
+def test_bank_refuses_a_plan_with_survivor_windows(tmp_path):
+    from ncii_hash.bank import HashBank, image_match
+
+    with HashBank(tmp_path / "bank.db", create=True) as bank:
+        with pytest.raises(ValueError, match="whole-picture hashes only"):
+            image_match.match_images(bank, [_photo()], variants=v.VariantPlan(windows="centre70"))
+        with pytest.raises(TypeError, match="VariantPlan"):
+            image_match.match_images(bank, [_photo()], variants="rotations")
+
+
+def test_cli_match_query_variants_is_opt_in(tmp_path, capsys):
+    from PIL import Image
+
+    from ncii_hash.bank import HashBank
+    from ncii_hash.cli import main
+
+    photo = _photo()
+    shot, _ = _phone_screenshot(photo)
+    Image.fromarray(shot).save(tmp_path / "shot.png")
+    with HashBank(tmp_path / "bank.db", create=True) as bank:
+        bank.add_case(v.survivor_hashes(photo, "none"), [90])
+    for flags, status in (([], "no match"), (["--query-variants"], "match")):
+        assert main(["match", str(tmp_path / "bank.db"), str(tmp_path / "shot.png"), "--json", "-q",
+                     "--no-features", "--no-trim-borders", *flags]) == 0
+        assert json.loads(capsys.readouterr().out)[0]["status"] == status

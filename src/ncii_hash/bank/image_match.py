@@ -2,7 +2,9 @@
 content inside a uniform border), then -- only for the images PDQ missed, and only when the
 bank holds feature sets and OpenCV is installed -- local features (crops, small rotations,
 banners, screenshots). Used by :meth:`HashBank.match_images`, :meth:`HashBank.match_image`
-and the ``ncii-hash match`` command.
+and the ``ncii-hash match`` command, which can add the opt-in platform-side query variants of
+:mod:`ncii_hash.image.variants` (``variants=``: counter-rotations, the photo inside phone bars and
+caption banners; ``--query-variants``) to the PDQ stage.
 
 The functions take the bank through its public matching calls only (``match``,
 ``match_features``, ``feature_count``), so this module never reaches into the bank's parts.
@@ -20,6 +22,7 @@ from ..errors import ImageError
 from ..hashes import PDQ_MATCH_THRESHOLD
 from ..image.io import ImageSource, load_pixels
 from ..image.pdq import pdq_hash_many
+from ..image.variants import VariantPlan, query_variants
 from .records import BankMatch, FeatureBankMatch, ImageBankMatch
 
 
@@ -66,11 +69,17 @@ def match_images(
     features: bool = True,
     threads: int = 0,
     progress: Optional[Callable[[int, int], None]] = None,
+    variants: Optional[VariantPlan] = None,
 ) -> list[ImageMatchReport]:
     """One report per image, in order (see :meth:`HashBank.match_images`)."""
     if isinstance(images, (str, bytes, bytearray, memoryview, np.ndarray)) or not isinstance(images, Sequence):
         raise TypeError(f"images must be a list of images (paths, bytes, PIL images or arrays); "
                         f"got {type(images).__name__}")
+    if variants is not None and not isinstance(variants, VariantPlan):
+        raise TypeError(f"variants must be a VariantPlan or None; got {type(variants).__name__}")
+    if variants is not None and variants.windows != "none":
+        raise ValueError("variants: the bank holds whole-picture hashes only; a plan that cuts survivor-side "
+                         "windows (windows != 'none') has nothing to match here")
     batch = pdq_hash_many(images, dihedral=True, threads=threads, progress=progress, trim_borders=trim_borders)
     ok = [i for i in range(len(images)) if i not in batch.errors]
     # Each image is searched as it is and, when it has a uniform border (letterbox, pad,
@@ -87,6 +96,8 @@ def match_images(
         best = per_image.setdefault(owners[m.query], {})
         if m.hash_id not in best or m.distance < best[m.hash_id].distance:
             best[m.hash_id] = m
+    if variants is not None:
+        _variant_stage(bank, images, ok, variants, per_image, radius=radius, threads=threads)
     missed = [i for i in ok if i not in per_image]
     feature_hits, checked = _feature_stage(bank, images, missed, features=features, threads=threads)
     reports = []
@@ -99,6 +110,27 @@ def match_images(
         reports.append(ImageMatchReport(quality=int(batch.qualities[i]), error=None, pdq=tuple(pdq),
                                         features=tuple(feature_hits.get(i, ())), features_checked=i in checked))
     return reports
+
+
+def _variant_stage(bank: Any, images: Sequence[ImageSource], ok: list[int], plan: VariantPlan,
+                   per_image: dict[int, dict[int, BankMatch]], *, radius: int, threads: int) -> None:
+    """Platform-side query variants (counter-rotations, the photo inside bars and banners) of
+    every hashed image, searched unflipped; a banked hash keeps its best distance over all.
+    The plain hash was searched already, so only the extra rows go to the bank."""
+    rows, owners = [], []
+    for i in ok:
+        try:
+            qv = query_variants(load_pixels(images[i]), plan)
+        except (ImageError, OSError):  # hashed a moment ago; unreadable now: nothing to add
+            continue
+        rows.append(qv.hashes[1:])
+        owners += [i] * (len(qv) - 1)
+    if not owners:
+        return
+    for m in bank.match(np.concatenate(rows), radius, dihedral=False, threads=threads):
+        best = per_image.setdefault(owners[m.query], {})
+        if m.hash_id not in best or m.distance < best[m.hash_id].distance:
+            best[m.hash_id] = m
 
 
 def _feature_stage(bank: Any, images: Sequence[ImageSource], missed: list[int], *, features: bool,

@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import argparse
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..bank import BankError, HashBank
+from ..bank import BankError, HashBank, image_match
 from ..bank.store import is_postgres_url
 from ..errors import StoreUnavailableError
 from ..hashes import PDQ_MIN_QUALITY
 from ..image import DIHEDRAL_NAMES, PDQBatch, pdq_hash_many
+from ..image.variants import PLATFORM_VARIANTS
 from ..submission import SubmissionError, make_submission, read_submission, video_item, write_submission
 from .inputs import InputWalk, MatchInputs, VideoOutcome, hash_videos, is_video, read_hash_file
 from .output import match_summary, render_hash_rows, render_match_records, render_stats, render_submission
@@ -165,9 +167,11 @@ def _match_images(bank: HashBank, images: list[Path], args: argparse.Namespace) 
     """Records for the images (hashed ones in order, then the ones that could not be hashed)
     and whether the local-feature stage ran. The matching is the bank's one two-stage match."""
     with ProgressBar(len(images), unit="image", quiet=args.quiet) as bar:
-        reports = bank.match_images([str(f) for f in images], radius=args.radius, dihedral=args.dihedral,
-                                    trim_borders=args.trim_borders, features=args.features, threads=args.threads,
-                                    progress=bar)
+        # --query-variants (opt-in) adds the platform-side variants of image.variants to the same match
+        match = (partial(image_match.match_images, bank, variants=PLATFORM_VARIANTS) if args.query_variants
+                 else bank.match_images)
+        reports = match([str(f) for f in images], radius=args.radius, dihedral=args.dihedral,
+                        trim_borders=args.trim_borders, features=args.features, threads=args.threads, progress=bar)
     missed = any(r.error is None and not r.pdq for r in reports)
     if args.features and missed and bank.feature_count() > 0 and not _opencv_installed():
         print(NO_OPENCV_NOTE, file=sys.stderr)  # the bank skips the stage quietly; the user is told

@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="do not search rotated/mirrored versions of images")
     m.add_argument("--no-trim-borders", dest="trim_borders", action="store_false",
                    help="do not also search the content inside uniform borders (letterboxes, pads)")
+    m.add_argument("--query-variants", action="store_true",
+                   help="also search counter-rotations (2 and 4 degrees) and the photo inside phone-screenshot "
+                        "bars and caption banners (opt-in; docs/accuracy.md, 'Robustness options')")
     m.add_argument("--no-features", dest="features", action="store_false",
                    help="do not search images PDQ missed by local features (used when the bank holds feature sets)")
     m.add_argument("--json", action="store_true", help="one JSON record per input (path, status, matches)")

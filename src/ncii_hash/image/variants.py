@@ -244,6 +244,13 @@ class VariantPlan:
                 raise ValueError(f"crop hypotheses are (keep in (0, 1), (x, y) in [0, 1]^2); got {(keep, (x, y))!r}")
 
 
+#: The platform-side plan offered as an option (``HashBank.match_images(variants=...)``,
+#: ``ncii-hash match --query-variants``): it needs nothing from survivors beyond today's
+#: whole-picture hash. Not the default: see docs/accuracy.md ("Robustness options") for the
+#: measured recall, false-match margin and cost, and which issue-20 targets it misses.
+PLATFORM_VARIANTS = VariantPlan(rotations=(-4.0, -2.0, 2.0, 4.0), photo_box=True)
+
+
 @dataclass(frozen=True)
 class QueryVariants:
     """The hashes to look up for one upload; row 0 is always the plain hash of the whole."""
