@@ -94,3 +94,13 @@ def test_layout_vector_sums_per_cell():
     assert not v[1].any() and not v[2].any()
     b = R.descriptor_basis([np.random.default_rng(1).integers(0, 256, (50, 32), dtype=np.uint8)], 3)
     assert b.shape == (256, 3) and np.allclose(b.T @ b, np.eye(3), atol=1e-9)
+
+
+def test_coarsened_sets_are_stored_in_an_order_that_hides_the_original_one(photo):
+    full = F.extract_features(photo)
+    signal = R.ReducedSignal("g", grid=4)
+    a = signal.reduce(full)
+    perm = np.random.default_rng(3).permutation(len(full))
+    shuffled = F.FeatureSet(full.width, full.height, full.xy[perm], full.angle[perm], full.octave[perm],
+                            full.descriptors[perm])
+    assert a.to_bytes() == signal.reduce(shuffled).to_bytes()
