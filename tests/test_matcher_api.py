@@ -11,7 +11,7 @@ import httpx
 import numpy as np
 import pytest
 
-from matcher_helpers import OpenApi, flip_bits, init_bank, photo, random_hex, start_matcher
+from matcher_helpers import OpenApi, flip_bits, init_bank, photo, random_hex, start_matcher, until
 
 SPECIMEN1 = "facd8bcb2a49bcebdec1985298d5fe84bcd006c187c598c720c3c087b3fdb318"
 SPECIMEN2 = "facd8bcb2a49bcebdec1985228d5ae84bcd006c187c598c720c2b087b3fdb318"  # distance 9 (HMA's own test)
@@ -203,8 +203,11 @@ def test_a_banked_video_is_one_content_item(served):
     md5 = "0123456789abcdef0123456789abcdef"
     with HashBank(target, create=False) as writer:
         writer.add_case(videos=[(frames, np.array([90, 90, 90]), md5)])
-    hits = [client.get("/m/raw_lookup", params={"signal_type": "pdq", "signal": bytes(f).hex()}).json()["matches"]
-            for f in frames]
+    def raw_hits() -> list:
+        return [client.get("/m/raw_lookup", params={"signal_type": "pdq", "signal": bytes(f).hex()}).json()["matches"]
+                for f in frames]
+    assert until(lambda: all(raw_hits()))  # another process's write: applied within the deadline
+    hits = raw_hits()
     assert len({tuple(h) for h in hits}) == 1 and len(hits[0]) == 1
     cid = hits[0][0]
     r = client.get(f"/c/bank/LOCAL/content/{cid}", params={"include_signals": "true"})

@@ -40,37 +40,74 @@ def test_waiting_lookups_join_one_kernel_call():
 
 
 def test_event_loop_lookups_are_settled_together():
-    """submit_async: the asyncio futures of one call are settled by one hand-over to the loop."""
+    """submit_async: the lookups of one turn of the loop go to the worker as one call while it
+    is idle; those of later turns wait for the running call and join the next; the asyncio
+    futures of one call are settled by one hand-over to the loop."""
     import asyncio
 
     release = threading.Event()
-    calls: list[int] = []
+    calls: list[tuple[int, str]] = []
 
     def search(queries: np.ndarray, radius: int, dihedral: bool) -> list:
-        calls.append(len(queries))
+        calls.append((len(queries), threading.current_thread().name))
         release.wait(30)
         if radius == 1:
             raise ValueError("bad call")
         return [[int(q[0])] for q in queries]
 
     async def main(batcher: LookupBatcher) -> tuple:
-        first = batcher.submit_async(np.full((1, 32), 1, np.uint8), 31)
+        first = [batcher.submit_async(np.full((1, 32), i, np.uint8), 31) for i in (1, 2)]  # one turn
         while not calls:
             await asyncio.sleep(0.001)
         rest = [batcher.submit_async(np.full((1, 32), i, np.uint8), 31) for i in range(5)]
         bad = batcher.submit_async(np.zeros((1, 32), np.uint8), 1)
+        await asyncio.sleep(0.05)
         release.set()
-        results = await asyncio.gather(first, *rest)
+        results = await asyncio.gather(*first, *rest)
         with pytest.raises(ValueError, match="bad call"):
             await bad
         return results
 
     batcher = LookupBatcher(search)
     try:
-        assert asyncio.run(main(batcher)) == [[[1]], *[[[i]] for i in range(5)]]
-        assert calls == [1, 5, 1]
+        assert asyncio.run(main(batcher)) == [[[1]], [[2]], *[[[i]] for i in range(5)]]
+        assert [n for n, _ in calls] == [2, 5, 1]
+        assert {t for _, t in calls} == {"ncii-hash-lookup-batcher"} and batcher.inline_calls == 0
     finally:
         release.set()
+        batcher.close()
+
+
+def test_a_lone_lookup_on_an_idle_batcher_is_searched_on_the_loop():
+    """No hand-over between threads for a lookup alone in its turn while the worker is idle;
+    the worker still takes lookups that arrive together, and a failing inline search reaches
+    its waiter only."""
+    import asyncio
+
+    threads: list[str] = []
+
+    def search(queries: np.ndarray, radius: int, dihedral: bool) -> list:
+        threads.append(threading.current_thread().name)
+        if radius == 1:
+            raise ValueError("bad call")
+        return [[int(q[0]), radius, dihedral] for q in queries]
+
+    async def main(batcher: LookupBatcher) -> tuple:
+        loop_thread = threading.current_thread().name
+        alone = await batcher.submit_async(np.full((2, 32), 3, np.uint8), 12, True)
+        with pytest.raises(ValueError, match="bad call"):
+            await batcher.submit_async(np.zeros((1, 32), np.uint8), 1)
+        together = await asyncio.gather(*[batcher.submit_async(np.full((1, 32), i, np.uint8), 31) for i in range(3)])
+        return loop_thread, alone, together
+
+    batcher = LookupBatcher(search)
+    try:
+        loop_thread, alone, together = asyncio.run(main(batcher))
+        assert alone == [[3, 12, True], [3, 12, True]]
+        assert together == [[[i, 31, False]] for i in range(3)]
+        assert threads == [loop_thread, loop_thread, "ncii-hash-lookup-batcher"]
+        assert batcher.inline_calls == 2 and batcher.calls == 2  # the failed call is not counted
+    finally:
         batcher.close()
 
 

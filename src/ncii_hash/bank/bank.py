@@ -275,10 +275,12 @@ class HashBank:
 
     def search_index(self, queries: np.ndarray, radius: int = PDQ_MATCH_THRESHOLD, *, dihedral: bool = False,
                      threads: int = 0) -> RangeResult:
-        """The caught-up index's hash ids for callers that check them against the table
-        themselves (the matcher); :meth:`match` is the checked, case-level form."""
+        """The index's hash ids as last caught up (by this process's writes and by
+        :meth:`refresh`; no store read here), for callers that follow the change log
+        themselves and resolve ids to cases (the matcher); :meth:`match` is the checked,
+        case-level form."""
         with self._lock:
-            return self._hashes.range_search(queries, radius, dihedral=dihedral, threads=threads)
+            return self._hashes.index.range_search(queries, radius, dihedral=dihedral, threads=threads)
 
     def match_images(
         self,

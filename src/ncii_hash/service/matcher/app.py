@@ -1,4 +1,4 @@
-"""The matcher's FastAPI app: ``create_matcher_app(matcher)``, HMA 2.0's routes and shapes.
+"""The matcher's ASGI app: ``create_matcher_app(matcher)``, HMA 2.0's routes and shapes.
 
 Thin: routers per concern (health, hashing and matching; curation), dependencies for the
 matcher and the API keys; the matcher and its catalog know nothing of HTTP. Every error is
@@ -23,13 +23,14 @@ from ...errors import StoreUnavailableError
 from ..web import BodyLimit, RequestLog
 from .matcher import Matcher
 from .routes_curation import router as curation_router
-from .routes_match import h_router, m_router, router as health_router
+from .hot_routes import HotRoutes
+from .routes_match import HOT_ROUTES, h_router, m_router, router as health_router
 
 log = logging.getLogger("ncii_hash.matcher")
 JSON_LIMIT = 1024 * 1024  #: bodies of routes that take JSON
 
 
-def create_matcher_app(matcher: Matcher) -> FastAPI:
+def create_matcher_app(matcher: Matcher) -> RequestLog:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if not matcher.ready:
@@ -51,8 +52,9 @@ def create_matcher_app(matcher: Matcher) -> FastAPI:
     upload = matcher.settings.max_upload_bytes
     app.add_middleware(BodyLimit, error_key="message",
                        limit_for=lambda path: upload if path in UPLOAD_PATHS or path.endswith("/content") else JSON_LIMIT)
-    app.add_middleware(RequestLog, log=log)
-    return app
+    # Outside the FastAPI app, so a hot route skips its per-request work (routing, telemetry
+    # checks, the middleware stack) as well; the request log sees every request.
+    return RequestLog(HotRoutes(app, app, HOT_ROUTES), log=log)
 
 
 UPLOAD_PATHS = ("/h/hash", "/m/lookup")

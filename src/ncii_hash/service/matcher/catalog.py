@@ -17,10 +17,11 @@ Every call runs on :class:`~ncii_hash.service.access.StoreAccess`; nothing here 
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from dataclasses import dataclass
-from typing import Iterable, Optional
+from typing import Callable, Iterable, Iterator, Optional
 
 from ..access import StoreAccess
 from .refused import Refused
@@ -28,6 +29,7 @@ from .refused import Refused
 BANK_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 HUB_CASE_PREFIX = "NC-"
 ENABLED, DISABLED = 1, 0  #: HMA's magic values of disable_until_ts
+CATALOG_VERSION = "catalog_version"  #: meta key counting catalog writes
 
 
 @dataclass(frozen=True)
@@ -51,9 +53,14 @@ class Content:
     signals: dict  #: {"pdq": hex} for an image, {"video_md5": md5} for a video when known
 
     def enabled(self, now: float) -> bool:
-        if self.disable_until_ts == DISABLED:
-            return False
-        return self.disable_until_ts == ENABLED or self.disable_until_ts <= now
+        return is_enabled(self.disable_until_ts, now)
+
+
+def is_enabled(disable_until_ts: int, now: float) -> bool:
+    """HMA's rule: 1 is enabled, 0 disabled, any other value disabled until that Unix time."""
+    if disable_until_ts == DISABLED:
+        return False
+    return disable_until_ts == ENABLED or disable_until_ts <= now
 
 
 def check_bank_name(name: object) -> str:
@@ -71,6 +78,17 @@ def check_ratio(ratio: object) -> float:
 class BankCatalog:
     def __init__(self, access: StoreAccess):
         self.access = access
+        #: called after each write this process committed (the matcher's resolver drops its cache)
+        self.on_write: Callable[[], None] = lambda: None
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[None]:
+        """A write transaction that also counts itself in the stored catalog version (so other
+        matcher processes drop what they cached), then tells this process's ``on_write``."""
+        with self.access.write():
+            yield
+            self.access.db.set_meta(CATALOG_VERSION, str(int(self.access.db.meta(CATALOG_VERSION) or 0) + 1))
+        self.on_write()
 
     # ---- named banks --------------------------------------------------------------------------
     def banks(self) -> list[NamedBank]:
@@ -91,7 +109,7 @@ class BankCatalog:
 
     def create(self, name: object, ratio: object) -> NamedBank:
         bank = NamedBank(check_bank_name(name), check_ratio(ratio), None)
-        with self.access.write():
+        with self._write():
             if self.bank(bank.name) is not None:
                 raise Refused(403, "Bank already exists")
             self.access.execute("INSERT INTO named_banks (name, enabled_ratio, origin, created_at) VALUES (?, ?, NULL, ?)",
@@ -99,7 +117,7 @@ class BankCatalog:
         return bank
 
     def update(self, name: str, new_name: Optional[object], ratio: Optional[object]) -> NamedBank:
-        with self.access.write():
+        with self._write():
             bank = self.bank(name)
             if bank is None:
                 raise Refused(404, "Bank not found")
@@ -120,13 +138,13 @@ class BankCatalog:
 
     def forget(self, name: str) -> None:
         """Remove bank ``name`` (its cases withdrawn by the caller first) and its case rows."""
-        with self.access.write():
+        with self._write():
             self.access.execute("DELETE FROM bank_cases WHERE bank=?", (name,))
             self.access.execute("DELETE FROM named_banks WHERE name=? AND origin IS NULL", (name,))
 
     def assign(self, case_id: str, name: str) -> None:
         """Record that case ``case_id`` (about to be banked) belongs to bank ``name``."""
-        with self.access.write():
+        with self._write():
             self.require(name)
             self.access.execute("INSERT INTO bank_cases (case_id, bank) VALUES (?, ?)", (case_id, name))
 
@@ -155,10 +173,10 @@ class BankCatalog:
             until, note = self._settings([content_id]).get(content_id, (ENABLED, None))
         return Content(content_id, row[1], row[3], bank, until, note, signals)
 
-    def hits(self, hash_ids: Iterable[int]) -> dict[int, tuple[int, Optional[str], bool, float]]:
-        """For matched hash ids still banked: ``hash_id -> (content id, bank name, enabled,
-        the bank's matching_enabled_ratio)``. One read of two statements for the whole batch
-        (the lookup batcher's thread gives up the GIL at each statement; few is fast)."""
+    def entries(self, hash_ids: Iterable[int]) -> dict[int, tuple[int, Optional[str], int]]:
+        """For matched hash ids still banked: ``hash_id -> (content id, bank name,
+        disable_until_ts)``. One read for the whole batch (:class:`~.resolver.HitResolver`
+        keeps the answers until the bank or the catalog changes)."""
         ids = list(hash_ids)
         if not ids:
             return {}
@@ -167,13 +185,10 @@ class BankCatalog:
                 "SELECT h.hash_id, h.case_id, h.item, h.kind, bc.bank, cs.disable_until_ts FROM hashes h "
                 "LEFT JOIN bank_cases bc ON bc.case_id = h.case_id "
                 "LEFT JOIN content_settings cs ON cs.content_id = h.hash_id WHERE h.hash_id IN ({})", ids)
-            banks = self.access.execute("SELECT name, enabled_ratio, origin FROM named_banks").fetchall()
+            origins = dict(self.access.execute("SELECT origin, name FROM named_banks WHERE origin IS NOT NULL").fetchall())
             frames = [(int(r[0]), r[1], int(r[2]), r[3]) for r in rows if r[3] != "image"]
             videos = self._items(frames) if frames else {}  # a frame's content is its video's first row
             video_settings = self._settings({cid for cid, _ in videos.values()}) if videos else {}
-        ratios = {name: float(ratio) for name, ratio, _ in banks}
-        origins = {origin: name for name, _, origin in banks if origin is not None}
-        now = time.time()
         out = {}
         for hid, case, _, kind, named, until in rows:
             name = named if named is not None else origins.get("hub" if case.startswith(HUB_CASE_PREFIX) else "local")
@@ -181,14 +196,23 @@ class BankCatalog:
             if kind != "image":
                 cid = videos[int(hid)][0]
                 until = video_settings.get(cid, (ENABLED, None))[0]
-            until = ENABLED if until is None else int(until)
-            out[int(hid)] = (cid, name, until == ENABLED or (until != DISABLED and until <= now),
-                             ratios.get(name, 0.0) if name is not None else 0.0)
+            out[int(hid)] = (cid, name, ENABLED if until is None else int(until))
         return out
+
+    def ratios(self) -> dict[str, float]:
+        """Every named bank's matching_enabled_ratio."""
+        with self.access.read():
+            return {name: float(r) for name, r in self.access.execute("SELECT name, enabled_ratio FROM named_banks")}
+
+    def version(self) -> int:
+        """How many catalog writes were committed (by any process): a changed value means a
+        bank, a case's bank or a content setting may have changed."""
+        with self.access.read():
+            return int(self.access.db.meta(CATALOG_VERSION) or 0)
 
     def set_content(self, content_id: int, disable_until_ts: Optional[int], note: Optional[str],
                     set_note: bool) -> None:
-        with self.access.write():
+        with self._write():
             until, old_note = self._settings([content_id]).get(content_id, (ENABLED, None))
             until = until if disable_until_ts is None else disable_until_ts
             note = note if set_note else old_note

@@ -68,10 +68,14 @@ def signal_type(name: Optional[str]) -> str:
 
 def pdq_codes(signal: Optional[str], what: str = "signal") -> np.ndarray:
     """A PDQ hash given as 64 hex digits, as a ``(1, 32)`` array; 400 otherwise."""
-    text = (signal or "").strip().lower()
-    if len(text) != 64 or any(c not in "0123456789abcdef" for c in text):
+    text = (signal or "").strip()
+    try:
+        raw = bytes.fromhex(text) if len(text) == 64 else b""  # inner spaces leave fewer than 32 bytes
+    except ValueError:
+        raw = b""
+    if len(raw) != 32:
         raise ApiError(400, f"invalid {what}: a PDQ hash is 64 hexadecimal digits")
-    return np.frombuffer(bytes.fromhex(text), dtype=np.uint8).reshape(1, 32).copy()
+    return np.frombuffer(raw, dtype=np.uint8).reshape(1, 32).copy()
 
 
 def flag(value: Optional[str], name: str, default: bool = False) -> bool:

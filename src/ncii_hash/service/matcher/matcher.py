@@ -34,6 +34,7 @@ from .batcher import LookupBatcher
 from .catalog import BankCatalog
 from .follower import ChangeFollower
 from .keys import ApiKeys
+from .resolver import HitResolver
 from .media import UrlFetcher
 
 log = logging.getLogger("ncii_hash.matcher")
@@ -74,6 +75,7 @@ class Matcher:
         self.fetcher = UrlFetcher(settings.fetch_allow, max_bytes=settings.max_fetch_bytes)
         self.bank: Optional[HashBank] = None
         self.catalog: Optional[BankCatalog] = None
+        self.resolver: Optional[HitResolver] = None
         self.keys: Optional[ApiKeys] = None
         self.batcher: Optional[LookupBatcher] = None
         self.follower: Optional[ChangeFollower] = None
@@ -92,6 +94,8 @@ class Matcher:
         try:
             access = StoreAccess(open_database(self.target, create=False))
             self.catalog, self.keys = BankCatalog(access), ApiKeys(access)
+            self.resolver = HitResolver(self.catalog)
+            self.catalog.on_write = self.resolver.invalidate  # this process's catalog writes, at once
             bank = HashBank(self.target, create=False, backend=self.settings.backend)
             with self._lock:
                 if self._closed:
@@ -99,7 +103,7 @@ class Matcher:
                     return
                 self.bank = bank
                 self.batcher = LookupBatcher(self._search, max_batch=self.settings.max_batch)
-                self.follower = ChangeFollower(bank.refresh, access.db.change_listener(),
+                self.follower = ChangeFollower(self._follow, access.db.change_listener(),
                                                poll_seconds=self.settings.poll_seconds)
                 self.follower.start()
             self.opened_seconds = time.perf_counter() - started
@@ -145,15 +149,22 @@ class Matcher:
         assert self.batcher is not None
         return self.batcher.submit_async(queries, radius, dihedral)
 
+    def _follow(self) -> int:
+        """The change follower's step: apply the log, then let the resolver drop what moved."""
+        assert self.bank is not None and self.resolver is not None
+        seq = self.bank.refresh()
+        self.resolver.follow(seq)
+        return seq
+
     def _search(self, queries: np.ndarray, radius: int, dihedral: bool) -> list[list[Hit]]:
-        assert self.bank is not None and self.catalog is not None
-        # The index's answer, resolved against the table in one read (catalog.hits): a hash
-        # withdrawn since the index last caught up is not in the table, so it drops out.
+        assert self.bank is not None and self.resolver is not None
+        # The index's answer, resolved to content ids, banks and settings (cached by the
+        # resolver until the index or the catalog changes).
         res = self.bank.search_index(queries, radius, dihedral=dihedral, threads=self.settings.threads)
         per_query: list[dict[int, Hit]] = [{} for _ in range(len(queries))]
         if res.ids.size:
             ids, dists = res.ids.tolist(), res.distances.tolist()
-            resolved = self.catalog.hits(ids)
+            resolved = self.resolver.resolve(ids)
             lims = res.lims.tolist()
             for qi in range(len(lims) - 1):
                 for j in range(lims[qi], lims[qi + 1]):
@@ -173,6 +184,8 @@ class Matcher:
         case_id = "hma." + secrets.token_hex(12)
         self.catalog.assign(case_id, bank_name)  # first: a crash after it leaves a row without a case
         self.bank.add_case(codes, None if quality is None else [quality], allow_low_quality=True, case_id=case_id)
+        assert self.resolver is not None
+        self.resolver.invalidate()
         cid = self.catalog.content_id_of(case_id)
         assert cid is not None
         return cid
@@ -183,6 +196,9 @@ class Matcher:
             return self.bank.withdraw(case_id)
         except KeyError:
             return 0
+        finally:
+            assert self.resolver is not None
+            self.resolver.invalidate()
 
     def index_status(self) -> dict:
         bank, follower = self.bank, self.follower
@@ -190,5 +206,5 @@ class Matcher:
             return {"present": False, "built_to": -1, "size": 0}
         return {"present": True, "built_to": int(follower.last_ok), "size": bank.index_size,
                 "change_seq": follower.seq, "backend": self.settings.backend, "source": bank.index_source,
-                "kernel_calls": self.batcher.calls if self.batcher else 0,
-                "batched_queries": self.batcher.queries if self.batcher else 0}
+                **({f"lookup_{k}": v for k, v in self.batcher.stats().items()} if self.batcher else {}),
+                "catalog_reads": self.resolver.fetches if self.resolver else 0}

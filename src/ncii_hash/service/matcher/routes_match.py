@@ -31,7 +31,7 @@ h_router = APIRouter(prefix="/h")
 
 
 @router.get("/status", response_class=PlainTextResponse)
-def status(request: Request) -> PlainTextResponse:
+async def status(request: Request) -> PlainTextResponse:
     m = matcher(request)
     if not m.ready:
         return PlainTextResponse("INDEX-NOT-LOADED", status_code=503)
@@ -41,7 +41,7 @@ def status(request: Request) -> PlainTextResponse:
 
 
 @router.get("/status/live", response_class=PlainTextResponse)
-async def live() -> PlainTextResponse:
+async def live(request: Request) -> PlainTextResponse:
     return PlainTextResponse("I-AM-ALIVE")
 
 
@@ -98,7 +98,9 @@ def _by_bank(hits: list[Hit], banks: Optional[set[str]], seed: Optional[str], by
     live = [h for h in hits if h.enabled and h.bank is not None]
     if not live:
         return {}
-    coin = 0.0 if bypass else random.Random(seed).random()
+    coin = 0.0  # a ratio of 1.0 passes any flip in [0, 1): flip only when some bank needs it
+    if not bypass and any(h.ratio < 1.0 for h in live):
+        coin = random.random() if seed is None else random.Random(seed).random()
     out: dict[str, list[dict]] = {}
     for h in live:
         if h.ratio >= coin and (banks is None or h.bank in banks):
@@ -195,3 +197,9 @@ async def index_status(request: Request) -> dict:
     if st is not None:
         signal_type(st)
     return {"pdq": matcher(request).index_status()}
+
+
+#: The routes clients and load balancers call most, served by HotRoutes (app.py) without the
+#: framework's routing: each takes the request alone and reads its query parameters itself.
+HOT_ROUTES = {("GET", "/status"): status, ("GET", "/status/live"): live, ("GET", "/m/lookup"): lookup_get,
+              ("GET", "/m/raw_lookup"): raw_lookup}
