@@ -149,3 +149,37 @@ def test_a_postgresql_commit_wakes_every_listener(pg_url):
             for listener in listeners:
                 listener.close()
             db.close()
+
+
+def test_a_postgresql_matcher_keeps_its_snapshot_on_its_host_and_drops_it_at_a_withdrawal(pg_url, tmp_path):
+    """--snapshot-dir: a graceful stop saves the index (owner-only, named by the bank's stored
+    identity); the next start loads it plus the log tail; a withdrawal applied from the log
+    deletes it, so no copy of a withdrawn hash stays on the matcher's host either."""
+    init_bank(pg_url)
+    rng = np.random.default_rng(173)
+    snapshots = tmp_path / "snapshots"
+    with HashBank(pg_url, create=False) as writer:
+        first = writer.add_case(rng.integers(0, 256, (300, 32), dtype=np.uint8))
+    server = start_matcher(pg_url, "--snapshot-dir", str(snapshots))
+    client = httpx.Client(base_url=server.url, timeout=30)
+    try:
+        assert client.get("/m/index/status").json()["pdq"]["source"] == "rebuilt"  # nothing saved yet
+        server.stop()
+        files = sorted(snapshots.iterdir())
+        assert len(files) == 1 and files[0].name.startswith("bank-") and ".idx." in files[0].name
+        assert files[0].stat().st_mode & 0o777 == 0o600 and snapshots.stat().st_mode & 0o777 == 0o700
+        tail = random_hex(rng)
+        with HashBank(pg_url, create=False) as writer:
+            writer.add_case(codes(tail))
+        server.start()
+        client.base_url = httpx.URL(server.url)
+        assert until(lambda: client.get("/status").status_code == 200, 60)
+        status = client.get("/m/index/status").json()["pdq"]
+        assert status["source"] == "snapshot" and status["size"] == 301 and len(raw(client, tail)) == 1
+        with HashBank(pg_url, create=False) as writer:
+            writer.withdraw(first)
+        assert until(lambda: not any(snapshots.iterdir()))  # the follower applied it and deleted the file
+        assert client.get("/m/index/status").json()["pdq"]["size"] == 1
+    finally:
+        client.close()
+        server.close()

@@ -72,3 +72,10 @@ def open_private(path: os.PathLike | str, flags: int) -> int:
 def unlink_if_exists(path: os.PathLike | str) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
+
+
+def private_dir(path: os.PathLike | str) -> Path:
+    """``path`` as a directory, created owner-only (0700) with its parents if missing."""
+    folder = Path(os.fspath(path))
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return folder

@@ -33,6 +33,7 @@ from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
+from .._util.files import private_dir
 from ..features.orb import FeatureSet
 from ..hashes import PDQ_HASH_BYTES, PDQ_MATCH_THRESHOLD, PDQ_MIN_QUALITY
 from ..image.io import ImageSource
@@ -44,6 +45,7 @@ from .image_match import ImageMatchReport
 from .index_sync import IndexSync
 from .records import (BankError, BankMatch, BankStats, CaseInfo, ChangeSet, FeatureBankMatch, ImageBankMatch,
                       PathLike, VideoBankMatch, codes_from_blobs, new_case_id)
+from .snapshots import bank_identity
 from .store import open_database
 
 
@@ -53,6 +55,10 @@ class HashBank:
     Owns its parts: the :class:`~.db.Database` (the truth), the :class:`~.index_sync.IndexSync`
     (the hash index derived from it) and the :class:`~.feature_store.FeatureStore` (local
     features and their index); one lock serializes every call.
+
+    ``snapshot``: keep index snapshots (a bank file: next to it). A bank in a database server
+    keeps its hash index's in ``snapshot_dir`` when given one (a directory of this host, created
+    owner-only), so a matcher's restart loads it plus the log tail instead of the whole table.
     """
 
     def __init__(
@@ -63,16 +69,22 @@ class HashBank:
         backend: str = DEFAULT_BACKEND,
         allow_low_quality: bool = False,
         snapshot: bool = True,
+        snapshot_dir: Optional[PathLike] = None,
     ):
         self.allow_low_quality = allow_low_quality
         self._lock = threading.RLock()
-        # A file path (SQLite) or a postgresql:// URL; a server database keeps no snapshot files.
+        # A file path (SQLite) or a postgresql:// URL; a server database keeps snapshot files only
+        # when given a directory of this host for its hash index (snapshot_dir).
         self._db = open_database(path, create=create)
         self.path: Union[Path, str] = self._db.path if self._db.path is not None else self._db.name
-        snapshot = snapshot and self._db.path is not None
         try:
-            self._hashes = IndexSync(self._db, backend=backend, snapshots=snapshot)
-            self._features = FeatureStore(self._db, snapshots=snapshot)
+            base = None
+            if snapshot and self._db.path is None and snapshot_dir is not None:
+                base = private_dir(snapshot_dir) / f"bank-{bank_identity(self._db)}"
+            self._hashes = IndexSync(self._db, backend=backend, snapshots=snapshot and (self._db.path is not None
+                                                                                         or base is not None),
+                                     snapshot_base=base)
+            self._features = FeatureStore(self._db, snapshots=snapshot and self._db.path is not None)
             self._hashes.open()
         except BaseException:
             self._db.close()
@@ -87,6 +99,11 @@ class HashBank:
     def feature_index_source(self) -> str:
         """``"snapshot"``, ``"table"`` or ``"not loaded"`` (until the first feature match)."""
         return self._features.source
+
+    def index_backend_stats(self) -> dict:
+        """The index backend's counters (:meth:`HashIndex.backend_stats`): for the multi-index,
+        the rows its tables hold and whether they are being rebuilt."""
+        return self._hashes.index.backend_stats()
 
     @property
     def _index(self) -> Any:

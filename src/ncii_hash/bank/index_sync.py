@@ -3,7 +3,8 @@
 
 On open it loads the newest snapshot not ahead of the bank and applies the change log since
 (any process's writes: new hashes in, withdrawn hashes out); a missing, corrupt or
-inconsistent snapshot means a rebuild from the table. The bank's own writes are applied
+inconsistent snapshot means a rebuild from the table. Applying another process's withdrawal
+deletes this index's snapshots (none may hold a withdrawn hash). The bank's own writes are applied
 directly when the index was current, else the index catches up from the log. ``seq`` is the
 change sequence the index reflects; ``source`` says where it came from.
 
@@ -27,10 +28,12 @@ class IndexSync:
     """Owns the HashIndex, the sequence it reflects and where it came from (``source``:
     ``"snapshot"``, ``"rebuilt"`` or ``"empty"``)."""
 
-    def __init__(self, db: Database, *, backend: str = DEFAULT_BACKEND, snapshots: bool = True):
+    def __init__(self, db: Database, *, backend: str = DEFAULT_BACKEND, snapshots: bool = True,
+                 snapshot_base: Optional[Path] = None):
         self.db = db
         self.backend = backend
-        self.snapshots = SnapshotFiles(db.path, "idx")
+        # next to the bank file, or (a bank in a database server) under a directory of this host
+        self.snapshots = SnapshotFiles(snapshot_base if snapshot_base is not None else db.path, "idx")
         self.use_snapshots = snapshots
         self.index = HashIndex(backend=backend)
         self.seq = 0
@@ -89,6 +92,10 @@ class IndexSync:
             ids = np.frombuffer(blob, dtype="<i8")
             if ids.size:
                 self.index.remove(ids)
+        if removed and self.use_snapshots:
+            # Another process withdrew: no snapshot older than that may stay (a bank file's were
+            # deleted by the withdrawing process; a server bank's live on each matcher's host).
+            self.snapshots.drop_all()
         if added:
             self.index.add(codes_from_blobs(r[1] for r in added),
                            np.fromiter((r[0] for r in added), dtype=np.int64, count=len(added)))

@@ -7,20 +7,37 @@ ahead of the bank is loaded and caught up; one that fails to load is skipped. A 
 deletes every snapshot of every kind, and the temporary files (``.<bank>.<kind>.*.tmp``) a
 crash during a save may have left, since they hold hashes too.
 
-A bank in a database server (PostgreSQL) has no file to keep snapshots next to: its
-``SnapshotFiles`` (``bank_path=None``) lists none and saves none; its index is rebuilt from
-the table and follows the change log.
+A bank in a database server (PostgreSQL) has no file to keep snapshots next to: by default
+its ``SnapshotFiles`` (``bank_path=None``) lists none and saves none, and its index is rebuilt
+from the table. Given a directory on the matcher's host (``HashBank(snapshot_dir=...)``), its
+hash index snapshots live there as ``bank-<identity>.idx.<seq>``, named by a random identity
+the bank stores in its ``meta`` table (:func:`bank_identity`), so several banks can share the
+directory; every process deletes its own when it applies a withdrawal.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from .._util.files import unlink_if_exists
 
 SNAPSHOT_KINDS = ("idx", "fidx")
+BANK_IDENTITY = "bank_identity"  #: meta key
+
+
+def bank_identity(db: Any) -> str:
+    """The bank's random identity (32 hex digits), stored in its ``meta`` table on first use."""
+    value = db.meta(BANK_IDENTITY)
+    if value is None:
+        with db.write():
+            value = db.meta(BANK_IDENTITY)
+            if value is None:
+                value = secrets.token_hex(16)
+                db.set_meta(BANK_IDENTITY, value)
+    return value
 
 
 class SnapshotFiles:

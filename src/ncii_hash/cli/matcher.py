@@ -32,6 +32,12 @@ def add_matcher_parser(sub: "argparse._SubParsersAction") -> None:
                    help="require an API key for /m/* and /h/* too (writes always need one off loopback)")
     x.add_argument("--poll", type=float, default=0.25, metavar="SECONDS",
                    help="apply the change log at least this often (PostgreSQL also wakes on NOTIFY)")
+    x.add_argument("--snapshot-dir", metavar="DIR",
+                   help="a postgresql:// bank: keep the index snapshot in DIR (created owner-only), so a restart "
+                        "loads it plus the log tail instead of reading the whole table (bank files keep theirs "
+                        "next to the file)")
+    x.add_argument("--threads", type=int, default=0, metavar="N",
+                   help="threads per batch of lookups (default 0: all cores; 1 when several matchers share the cores)")
     for name, text in (("add-key", "create an API key; prints it once"), ("remove-key", "remove an API key")):
         x = hsub.add_parser(name, help=text, epilog=f"example: ncii-hash matcher {name} bank.db moderation-tool")
         x.add_argument("bank")
@@ -54,10 +60,13 @@ def cmd_matcher(args: argparse.Namespace) -> int:
             raise UsageError(f"--backend must be one of {', '.join(sorted(backend_names()))}")
         if not args.poll > 0:
             raise UsageError("--poll must be positive")
+        if args.threads < 0:
+            raise UsageError("--threads must be 0 (all cores) or more")
         open_database(args.bank, create=False).close()  # a missing or foreign bank is a usage error now
         loopback = is_loopback_host(args.host)
         settings = MatcherSettings(backend=backend, poll_seconds=args.poll, require_key_for_writes=args.require_keys or not loopback,
-                                   require_key_for_matching=args.keys_for_matching, fetch_allow=tuple(args.fetch_allow))
+                                   require_key_for_matching=args.keys_for_matching, fetch_allow=tuple(args.fetch_allow),
+                                   threads=args.threads, snapshot_dir=args.snapshot_dir)
         try:
             serve(Matcher(args.bank, settings), host=args.host, port=args.port)
         except OSError as exc:

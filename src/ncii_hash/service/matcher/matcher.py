@@ -66,6 +66,8 @@ class MatcherSettings:
     stale_seconds: float = 65.0
     max_batch: int = 1024
     threads: int = 0  #: kernel threads per call (0 = all cores)
+    #: a PostgreSQL bank's index snapshots on this host (None: built from the table at start)
+    snapshot_dir: Optional[str] = None
 
 
 class Matcher:
@@ -96,7 +98,8 @@ class Matcher:
             self.catalog, self.keys = BankCatalog(access), ApiKeys(access)
             self.resolver = HitResolver(self.catalog)
             self.catalog.on_write = self.resolver.invalidate  # this process's catalog writes, at once
-            bank = HashBank(self.target, create=False, backend=self.settings.backend)
+            bank = HashBank(self.target, create=False, backend=self.settings.backend,
+                            snapshot_dir=self.settings.snapshot_dir)
             with self._lock:
                 if self._closed:
                     bank.close(save_snapshot=False)
@@ -204,7 +207,10 @@ class Matcher:
         bank, follower = self.bank, self.follower
         if bank is None or follower is None:
             return {"present": False, "built_to": -1, "size": 0}
+        tables = bank.index_backend_stats()  # multi-index: rows in its tables, rebuilding or not
         return {"present": True, "built_to": int(follower.last_ok), "size": bank.index_size,
                 "change_seq": follower.seq, "backend": self.settings.backend, "source": bank.index_source,
+                **({"backend_indexed_rows": tables["indexed_rows"], "backend_building": tables["building"]}
+                   if "indexed_rows" in tables else {}),
                 **({f"lookup_{k}": v for k, v in self.batcher.stats().items()} if self.batcher else {}),
                 "catalog_reads": self.resolver.fetches if self.resolver else 0}

@@ -10,8 +10,8 @@ changes:
   follower or by this process's own writes), or
 * the catalog's stored version moved (a bank created, renamed or re-rated, a case assigned, a
   content setting changed -- by this process, which says so at once through
-  ``BankCatalog(on_write=...)``, or by another, which the change follower reads after each
-  refresh: PostgreSQL wakes it with every commit's ``NOTIFY``, SQLite within its poll).
+  ``BankCatalog.on_write``, or by another, which the change follower reads at each step:
+  within its poll interval).
 
 Then the whole cache is dropped (:meth:`invalidate`). An answer fetched while an invalidation
 happened is used for that lookup but not kept. Whether an item is enabled is decided at each
