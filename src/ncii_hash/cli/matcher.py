@@ -30,8 +30,8 @@ def add_matcher_parser(sub: "argparse._SubParsersAction") -> None:
                    help="require an API key for writes on loopback too (behind a reverse proxy on this host)")
     x.add_argument("--keys-for-matching", action="store_true",
                    help="require an API key for /m/* and /h/* too (writes always need one off loopback)")
-    x.add_argument("--poll", type=float, default=0.25, metavar="SECONDS",
-                   help="apply the change log at least this often (PostgreSQL also wakes on NOTIFY)")
+    x.add_argument("--poll", type=float, default=None, metavar="SECONDS",
+                   help="apply the change log at least this often (default 0.05; PostgreSQL also wakes on NOTIFY)")
     x.add_argument("--snapshot-dir", metavar="DIR",
                    help="a postgresql:// bank: keep the index snapshot in DIR (created owner-only), so a restart "
                         "loads it plus the log tail instead of reading the whole table (bank files keep theirs "
@@ -51,6 +51,7 @@ def cmd_matcher(args: argparse.Namespace) -> int:
     from ..index import backend_names
     from ..service.access import StoreAccess
     from ..service.matcher import DEFAULT_BACKEND, Matcher, MatcherSettings
+    from ..service.matcher.matcher import DEFAULT_POLL_SECONDS
     from ..service.matcher.keys import ApiKeys
     from ..service.matcher.server import serve
 
@@ -58,6 +59,8 @@ def cmd_matcher(args: argparse.Namespace) -> int:
         backend = args.backend or DEFAULT_BACKEND
         if backend not in backend_names():
             raise UsageError(f"--backend must be one of {', '.join(sorted(backend_names()))}")
+        if args.poll is None:
+            args.poll = DEFAULT_POLL_SECONDS
         if not args.poll > 0:
             raise UsageError("--poll must be positive")
         if args.threads < 0:

@@ -39,6 +39,7 @@ from .media import UrlFetcher
 
 log = logging.getLogger("ncii_hash.matcher")
 MiB = 1024 * 1024
+DEFAULT_POLL_SECONDS = 0.05
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,8 @@ class Hit:
 class MatcherSettings:
     backend: str = DEFAULT_BACKEND
     #: the longest a change waits before a matcher applies it when no notification arrives
-    poll_seconds: float = 0.25
+    #: (SQLite has none: a poll reads two counters, ~20 reads a second at the default)
+    poll_seconds: float = DEFAULT_POLL_SECONDS
     #: API keys (bearer tokens) for the curation routes' writes; for /m/* and /h/* as well
     require_key_for_writes: bool = False
     require_key_for_matching: bool = False
