@@ -17,7 +17,8 @@ How each is matched (:meth:`ReducedSignal.verify`):
 * no positions: no transform can be fitted on the bank side, so the rule uses the upload's
   geometry: mutual nearest descriptors that pass the ratio test, kept if they agree on one
   rotation and scale (the fullest bin of orientation and pyramid-level differences, as the
-  index's Hough vote does), and the spread of those inliers measured on the *query*.
+  index's Hough vote does), and the spread of those inliers measured on the *query* (the
+  share of the hull of the query's keypoints that the inliers' hull covers).
 
 Used by ``bench_reduced_features.py`` (recall and false matches, scored by
 ``quality_features.evaluate``) and ``bench_inversion.py`` (what an attacker rebuilds).
@@ -60,7 +61,8 @@ def verify_positionless(q: FeatureSet, c: FeatureSet, *, min_inliers: int = F.MI
                         min_spread: float = F.MIN_SPREAD, min_tight: int = F.MIN_TIGHT_INLIERS) -> F.GeometricMatch:
     """Verification when the banked set ``c`` has no positions: correspondences that agree on
     one rotation (``ANGLE_BIN`` bins, each with its neighbour) and one level difference; the
-    spread is the inliers' hull on the query ``q`` (the upload's geometry)."""
+    spread is the inliers' hull on the query ``q`` over the hull of all of its keypoints (the
+    upload's geometry)."""
     if not (q.usable and c.usable):
         return F.NO_MATCH
     pairs = F.correspondences(q, c)
@@ -78,7 +80,9 @@ def verify_positionless(q: FeatureSet, c: FeatureSet, *, min_inliers: int = F.MI
             if sel.sum() > best.sum():
                 best = sel
     n = int(best.sum())
-    spread = F._hull_area(q.xy[qi[best]]) / float(q.width * q.height) if n else 0.0
+    # the share of the query's own keypoint hull the inliers span: a phone screenshot shows the
+    # picture in part of the upload, where nearly all of the upload's corners are
+    spread = F._hull_area(q.xy[qi[best]]) / max(1.0, F._hull_area(q.xy)) if n else 0.0
     d = np.bitwise_count(q.descriptors[qi[best]].view(np.uint64) ^ c.descriptors[ci[best]].view(np.uint64)).sum(axis=1)
     tight = int((d <= F.TIGHT_DISTANCE).sum())
     ok = n >= min_inliers and spread >= min_spread and tight >= min_tight
