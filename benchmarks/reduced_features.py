@@ -9,16 +9,10 @@ side, while the upload (the query, which the platform holds anyway) keeps its fu
 * ``grid``: positions snapped to the centre of their cell in a ``grid`` x ``grid`` partition of
   the frame (``None``: exact; ``1``: no positions at all -- every keypoint at the centre).
 
-How each is matched (:meth:`ReducedSignal.verify`):
-
-* exact positions: :func:`ncii_hash.features.verify_features`, unchanged;
-* grid positions: the same verification with the reprojection tolerance widened by half a
-  cell diagonal (a banked keypoint is somewhere in its cell);
-* no positions: no transform can be fitted on the bank side, so the rule uses the upload's
-  geometry: mutual nearest descriptors that pass the ratio test, kept if they agree on one
-  rotation and scale (the fullest bin of orientation and pyramid-level differences, as the
-  index's Hough vote does), and the spread of those inliers measured on the *query* (the
-  share of the hull of the query's keypoints that the inliers' hull covers).
+Coarsening and matching are the library's (:mod:`ncii_hash.features.coarse`): exact positions
+verify with :func:`ncii_hash.features.verify_features`, unchanged; grid positions with its
+reprojection tolerance widened by half a cell diagonal; no positions with the upload's
+geometry (one rotation and scale among the correspondences, spread measured on the query).
 
 Used by ``bench_reduced_features.py`` (recall and false matches, scored by
 ``quality_features.evaluate``) and ``bench_inversion.py`` (what an attacker rebuilds).
@@ -26,68 +20,14 @@ Used by ``bench_reduced_features.py`` (recall and false matches, scored by
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
 
 from ncii_hash.features import FeatureSet
+from ncii_hash.features import coarse
 from ncii_hash.features import orb as F
-
-#: Bins of orientation difference (degrees) of the positionless rule's rotation vote.
-ANGLE_BIN = 30.0
-
-
-def quantise_positions(fs: FeatureSet, grid: int) -> FeatureSet:
-    """``fs`` with every keypoint moved to the centre of its cell of a ``grid`` x ``grid``
-    partition of the frame (``grid`` 1: all at the frame's centre). Descriptors, orientations
-    and levels are kept; the set still serializes (positions stay inside the frame)."""
-    if grid < 1:
-        raise ValueError(f"grid must be at least 1 cell a side; got {grid}")
-    size = np.array([fs.width, fs.height], np.float64)
-    cell = size / grid
-    idx = np.clip(np.floor(fs.xy / cell), 0, grid - 1)
-    xy = ((idx + 0.5) * cell).astype(np.float32)
-    return replace(fs, xy=xy)
-
-
-def cell_tolerance(width: int, height: int, grid: int) -> float:
-    """Reprojection tolerance (pixels) for positions snapped to a grid: the exact rule's
-    tolerance plus half a cell diagonal."""
-    return F.REPROJECTION + 0.5 * float(np.hypot(width / grid, height / grid))
-
-
-def verify_positionless(q: FeatureSet, c: FeatureSet, *, min_inliers: int = F.MIN_INLIERS,
-                        min_spread: float = F.MIN_SPREAD, min_tight: int = F.MIN_TIGHT_INLIERS) -> F.GeometricMatch:
-    """Verification when the banked set ``c`` has no positions: correspondences that agree on
-    one rotation (``ANGLE_BIN`` bins, each with its neighbour) and one level difference; the
-    spread is the inliers' hull on the query ``q`` over the hull of all of its keypoints (the
-    upload's geometry)."""
-    if not (q.usable and c.usable):
-        return F.NO_MATCH
-    pairs = F.correspondences(q, c)
-    if len(pairs) < 6:
-        return F.GeometricMatch(0, 0.0, None, False)
-    qi, ci = pairs[:, 0], pairs[:, 1]
-    nbins = int(round(360.0 / ANGLE_BIN))
-    turn = np.floor(((c.angle[ci] - q.angle[qi]) % 360.0) / ANGLE_BIN).astype(np.int64) % nbins
-    level = c.octave[ci].astype(np.int64) - q.octave[qi].astype(np.int64)
-    best = np.zeros(len(pairs), bool)
-    for b in range(nbins):
-        in_turn = (turn == b) | (turn == (b + 1) % nbins)
-        for lv in np.unique(level[in_turn]):
-            sel = in_turn & (np.abs(level - lv) <= 1)
-            if sel.sum() > best.sum():
-                best = sel
-    n = int(best.sum())
-    # the share of the query's own keypoint hull the inliers span: a phone screenshot shows the
-    # picture in part of the upload, where nearly all of the upload's corners are
-    spread = F._hull_area(q.xy[qi[best]]) / max(1.0, F._hull_area(q.xy)) if n else 0.0
-    d = np.bitwise_count(q.descriptors[qi[best]].view(np.uint64) ^ c.descriptors[ci[best]].view(np.uint64)).sum(axis=1)
-    tight = int((d <= F.TIGHT_DISTANCE).sum())
-    ok = n >= min_inliers and spread >= min_spread and tight >= min_tight
-    return F.GeometricMatch(n, spread, None, ok, 0.0, tight)
-
 
 @dataclass(frozen=True)
 class ReducedSignal:
@@ -110,14 +50,7 @@ class ReducedSignal:
             fs = FeatureSet(fs.width, fs.height, fs.xy[: self.features], fs.angle[: self.features],
                             fs.octave[: self.features], fs.descriptors[: self.features])
         if self.grid is not None:
-            fs = quantise_positions(fs, self.grid)
-            # the stored order (the suppression's, widest-spread first) says something of where
-            # a keypoint was: store by cell, then descriptor
-            cell = np.floor(fs.xy / (np.array([fs.width, fs.height]) / self.grid)).astype(np.int64)
-            keys = [fs.descriptors[:, k] for k in range(F.DESCRIPTOR_BYTES - 1, -1, -1)]
-            order = np.lexsort(keys + [cell[:, 0], cell[:, 1]])
-            fs = FeatureSet(fs.width, fs.height, fs.xy[order], fs.angle[order], fs.octave[order],
-                            fs.descriptors[order])
+            return coarse.coarsen_positions(fs, self.grid)
         return FeatureSet.from_bytes(fs.to_bytes())
 
     @property
@@ -127,9 +60,7 @@ class ReducedSignal:
     def verify(self, q: FeatureSet, c: FeatureSet, **rule) -> F.GeometricMatch:
         if self.grid is None:
             return F.verify_features(q, c, **rule)
-        if self.grid == 1:
-            return verify_positionless(q, c, **rule)
-        return F.verify_features(q, c, reprojection=cell_tolerance(c.width, c.height, self.grid), **rule)
+        return coarse.verify_coarse(q, c, grid=self.grid, **rule)
 
     def bytes_per_feature(self) -> float:
         """What the signal really needs a keypoint: descriptor 32 B, angle and level 1 B each,

@@ -1,5 +1,6 @@
-"""The reduced local-feature signals of benchmarks/reduced_features.py (issue 20): the position
-quantiser, the verification rules and the bytes they need. No timing is asserted."""
+"""The reduced local-feature signals of benchmarks/reduced_features.py (issue 20): what each keeps,
+the bytes it needs, that each matches a crop and not another photo, and the layout attack's
+input. (The coarsening itself is tested in test_coarse_features.py.) No timing is asserted."""
 
 from __future__ import annotations
 
@@ -29,20 +30,6 @@ def photo() -> np.ndarray:
     return np.asarray(Image.open(PHOTO).convert("RGB"))
 
 
-def test_quantise_positions_snaps_to_cell_centres():
-    xy = np.array([[0.0, 0.0], [99.9, 49.9], [100.0, 50.0], [399.0, 299.0], [400.0, 300.0]], np.float32)
-    fs = F.FeatureSet(400, 300, xy, np.zeros(5, np.float32), np.zeros(5, np.uint8), np.zeros((5, 32), np.uint8))
-    q = R.quantise_positions(fs, 4)  # cells of 100 x 75
-    assert q.xy.tolist() == [[50, 37.5], [50, 37.5], [150, 37.5], [350, 262.5], [350, 262.5]]
-    assert np.array_equal(q.descriptors, fs.descriptors)
-    assert R.quantise_positions(fs, 1).xy.tolist() == [[200, 150]] * 5  # no positions: the centre
-    back = F.FeatureSet.from_bytes(R.quantise_positions(fs, 8).to_bytes())  # still a valid set
-    assert len(back) == 5
-    with pytest.raises(ValueError):
-        R.quantise_positions(fs, 0)
-    assert R.cell_tolerance(400, 300, 4) == pytest.approx(F.REPROJECTION + 62.5)
-
-
 def test_signals_reduce_and_count_bytes(photo):
     full = F.extract_features(photo)
     few = R.ReducedSignal("64", features=64).reduce(full)
@@ -66,21 +53,6 @@ def test_every_signal_matches_a_crop_and_not_another_photo(photo, signal):
     assert signal.verify(q, other).inliers < same.inliers // 2
 
 
-def test_positionless_rule_uses_the_query_spread(photo):
-    fs = F.extract_features(photo)
-    c = R.quantise_positions(fs, 1)
-    # the picture against itself: every keypoint is its own correspondence, one rotation
-    m = R.verify_positionless(fs, c)
-    assert m.is_match and m.inliers >= 0.9 * len(fs) and m.transform is None
-    assert m.spread > 0.3  # the hull of the query's keypoints, not of the collapsed candidate
-    turned = F.FeatureSet(fs.width, fs.height, fs.xy, (fs.angle + 90.0) % 360.0, fs.octave, fs.descriptors)
-    assert R.verify_positionless(turned, c).inliers >= 0.9 * len(fs)  # one common turn is consistent
-    scattered = F.FeatureSet(fs.width, fs.height, fs.xy,
-                             np.random.default_rng(0).uniform(0, 360, len(fs)).astype(np.float32), fs.octave,
-                             fs.descriptors)
-    assert R.verify_positionless(scattered, c).inliers < 0.3 * len(fs)  # random turns are not
-
-
 def test_layout_vector_sums_per_cell():
     xy = np.array([[10.0, 10.0], [20.0, 15.0], [390.0, 290.0]], np.float32)
     desc = np.zeros((3, 32), np.uint8)
@@ -94,13 +66,3 @@ def test_layout_vector_sums_per_cell():
     assert not v[1].any() and not v[2].any()
     b = R.descriptor_basis([np.random.default_rng(1).integers(0, 256, (50, 32), dtype=np.uint8)], 3)
     assert b.shape == (256, 3) and np.allclose(b.T @ b, np.eye(3), atol=1e-9)
-
-
-def test_coarsened_sets_are_stored_in_an_order_that_hides_the_original_one(photo):
-    full = F.extract_features(photo)
-    signal = R.ReducedSignal("g", grid=4)
-    a = signal.reduce(full)
-    perm = np.random.default_rng(3).permutation(len(full))
-    shuffled = F.FeatureSet(full.width, full.height, full.xy[perm], full.angle[perm], full.octave[perm],
-                            full.descriptors[perm])
-    assert a.to_bytes() == signal.reduce(shuffled).to_bytes()
