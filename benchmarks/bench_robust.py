@@ -78,8 +78,9 @@ class Option:
     rotations: tuple = ()
     photo_box: bool = False
     crops: tuple = ()
-    frame_windows: bool = True  #: cut the banked windows from box and rotation frames too
+    frame_windows: bool = True  #: cut the banked windows from the rotation frames too
     rotated_whole: bool = True  #: query each counter-rotated frame whole too
+    box_windows: bool = True  #: cut the banked windows from the border / photo boxes too
 
     @property
     def reframes(self) -> bool:
@@ -102,8 +103,8 @@ class Option:
             return False
         if frame == "whole":
             return bool(window)  # the whole upload itself is row 0 of the dihedral set
-        if frame == "box":
-            return self.photo_box and (not window or self.frame_windows)
+        if frame in ("box", "border"):
+            return self.photo_box and (not window or (self.frame_windows and self.box_windows))
         if frame.startswith("rot"):
             return (float(frame[3:]) in self.rotations and (self.rotated_whole if not window else self.frame_windows))
         if frame.startswith("crop"):
@@ -124,6 +125,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("rotations+box+centre80+centre60", "centre80+centre60", ROTATIONS, True),
     Option("rotations+box+centre70+crops", "centre70", ROTATIONS, True, CROPS),
     Option("lean: box+centre70, rotated windows only", "centre70", ROTATIONS, True, rotated_whole=False),
+    Option("leaner: lean without box windows", "centre70", ROTATIONS, True, rotated_whole=False, box_windows=False),
     Option("rotations+box+corners90", "corners90", ROTATIONS, True),
     Option("rotations+box+grid9_90", "grid9_90", ROTATIONS, True),
 )
@@ -419,16 +421,16 @@ def _cell(rec: dict) -> str:
 
 
 def inversion_figures(ctx: harness.Context) -> dict:
-    """Inversion correlation at 32x32 per window set, when bench_inversion reported it."""
-    p = ctx.out / "inversion.json"
+    """Inversion correlation at 32x32 per window set, when bench_inversion has reported it
+    (``<out>/inversion.json``: ``config.results.window_sets[name].corr32``)."""
     try:
-        data = json.loads(p.read_text())
-    except (OSError, ValueError):
+        data = json.loads((ctx.out / "inversion.json").read_text())
+        found = data["config"]["results"]["window_sets"]
+    except (OSError, ValueError, KeyError, TypeError):
         return {}
-    found = data.get("config", {}).get("window_sets") or {}
     out = {}
     for name, v in found.items() if isinstance(found, dict) else ():
-        corr = v.get("corr32") if isinstance(v, dict) else v
+        corr = v.get("corr32") if isinstance(v, dict) else None
         if isinstance(corr, (int, float)):
             out[name] = float(corr)
     return out
@@ -483,23 +485,33 @@ def frontier(ctx: harness.Context, results: dict) -> None:
         ctx.note("frontier not drawn: matplotlib is not installed")
         return
     inv = inversion_figures(ctx)
-    fig, ax = plt.subplots(figsize=(8, 5))
-    for n, r in results.items():
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(12, 5.5), sharey=True)
+    ratios = ctx.config.get("lookup_ratio", {})
+    for k, (n, r) in enumerate(results.items(), start=1):
         opt = next(o for o in OPTIONS if o.name == n)
-        x = inv.get(opt.windows) if inv else r["survivor_hashes"]
-        if x is None:
-            continue
         y = 100 * float(np.mean([r["recall"][e]["recall"] for e in TARGET_EDITS]))
         y2 = 100 * float(np.mean([r["recall"][e]["recall"] for e in HELD_OUT_EDITS]))
-        ax.scatter([x], [y], marker="o")
-        ax.scatter([x], [y2], marker="x", color="grey")
-        ax.annotate(n, (x, y), fontsize=6, xytext=(3, 2), textcoords="offset points")
+        x = inv.get(opt.windows) if inv else r["survivor_hashes"]
+        colour = plt.cm.tab20(k % 20)
+        if x is not None:
+            ax.scatter([x], [y], color=colour, label=f"{k}: {n}")
+            ax.scatter([x], [y2], color=colour, marker="x")
+            ax.annotate(str(k), (x, y), fontsize=7, xytext=(4, (k % 5) * 3 - 6), textcoords="offset points")
+        lx = max(ratios.get(n, {}).values(), default=None)
+        if lx is not None:
+            bx.scatter([lx], [y], color=colour)
+            bx.scatter([lx], [y2], color=colour, marker="x")
+            bx.annotate(str(k), (lx, y), fontsize=7, xytext=(4, (k % 5) * 3 - 6), textcoords="offset points")
     ax.set_xlabel("inversion correlation at 32x32 (bench_inversion)" if inv else
-                  "PDQ hashes a survivor shares per picture (no inversion figures found)")
-    ax.set_ylabel("mean recall % (o: target edits, x: held-out edits)")
-    ax.axhline(100 * TARGET_RECALL, color="red", linestyle="--", linewidth=0.8)
-    ax.set_title(f"Privacy / recall frontier of the robustness options ({ctx.mode} run)")
-    ax.grid(alpha=0.3)
+                  "PDQ hashes a survivor shares per picture\n(no per-window-set inversion figures in this folder)")
+    ax.set_ylabel("mean recall % over the target edits (o) and the held-out edits (x)")
+    bx.set_xlabel(f"lookup time per upload / dihedral lookup (largest bank; target <= {LOOKUP_RATIO_TARGET:g})")
+    for a in (ax, bx):
+        a.axhline(100 * TARGET_RECALL, color="red", linestyle="--", linewidth=0.8)
+        a.grid(alpha=0.3)
+    bx.axvline(LOOKUP_RATIO_TARGET, color="red", linestyle=":", linewidth=0.8)
+    ax.legend(fontsize=6, loc="lower right")
+    fig.suptitle(f"Robustness options: what they buy against what survivors share and platforms pay ({ctx.mode} run)")
     fig.tight_layout()
     fig.savefig(ctx.out / "robust_frontier.png", dpi=110)
     plt.close(fig)
@@ -510,5 +522,17 @@ def main(argv=None) -> int:
     return harness.main(run, NAME, argv)
 
 
+def replot(path: Path) -> None:
+    """Redraw robust_frontier.png from a finished robust.json (e.g. once inversion.json, with
+    its per-window-set correlations, sits beside it): ``python -m benchmarks.bench_robust
+    --replot bench-results/robust.json``."""
+    data = json.loads(path.read_text())
+    ctx = harness.Context(name=NAME, quick=data["mode"] == "quick", out=path.parent, config=data["config"])
+    frontier(ctx, data["config"]["results"])
+
+
 if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--replot":
+        replot(Path(sys.argv[2]))
+        raise SystemExit(0)
     raise SystemExit(main())
