@@ -149,3 +149,27 @@ def test_status_is_503_until_the_index_is_loaded(tmp_path):
     assert (live.status_code, live.text) == (200, "I-AM-ALIVE")
     assert lookup.status_code == 503 and lookup.json() == {"message": "index not yet ready"}
     assert banks.status_code == 503 and "message" in banks.json()
+
+
+def test_lookups_left_by_a_closed_loop_do_not_stall_the_next_loop():
+    """A loop that stopped before its turn ended leaves its gathered lookups behind; the next
+    loop's lookups are still answered (the stale ones go to the worker)."""
+    import asyncio
+
+    batcher = LookupBatcher(lambda q, r, d: [[int(x[0])] for x in q])
+    try:
+        first, held = asyncio.new_event_loop(), []
+
+        def submit_then_stop() -> None:  # the flush it queues would run in the next turn: there is none
+            held.append(batcher.submit_async(np.full((1, 32), 9, np.uint8), 31))
+            first.stop()
+        first.call_soon(submit_then_stop)
+        first.run_forever()
+        first.close()
+        assert not held[0].done()
+
+        async def ask():
+            return await batcher.submit_async(np.full((1, 32), 4, np.uint8), 31)
+        assert asyncio.run(ask()) == [[4]]
+    finally:
+        batcher.close()

@@ -52,6 +52,7 @@ class LookupBatcher:
         self._closed = False
         self._in_call = False  #: the worker is searching (set under _cond when it takes work)
         self._gathered: list[_Pending] = []  #: this turn of the event loop's lookups
+        self._gathered_on: Optional[asyncio.AbstractEventLoop] = None
         self.calls = 0  #: kernel calls made (for tests and the benchmark)
         self.queries = 0  #: query rows searched
         self.inline_calls = 0  #: of those, made on the event loop's thread
@@ -71,14 +72,19 @@ class LookupBatcher:
         return item.future
 
     def submit_async(self, queries: np.ndarray, radius: int, dihedral: bool = False) -> asyncio.Future:
-        """:meth:`submit` for a coroutine on the running event loop: an asyncio future."""
+        """:meth:`submit` for a coroutine on the running event loop (one loop at a time, as a
+        server has): an asyncio future."""
         if self._closed:
             raise RuntimeError("the lookup batcher is closed")
         loop = asyncio.get_running_loop()
         item = _Pending(np.ascontiguousarray(queries, dtype=np.uint8), int(radius), bool(dihedral),
                         waiter=loop.create_future())
+        if self._gathered and self._gathered_on is not loop:  # another loop's turn never ended (it closed)
+            stale, self._gathered = self._gathered, []
+            self._hand_over(stale)
         self._gathered.append(item)
         if len(self._gathered) == 1:
+            self._gathered_on = loop
             loop.call_soon(self._flush)  # runs after the requests already on the loop's queue
         assert item.waiter is not None
         return item.waiter
@@ -89,16 +95,20 @@ class LookupBatcher:
         items, self._gathered = self._gathered, []
         with self._cond:
             inline = len(items) == 1 and not (self._in_call or self._pending or self._closed)
-            if not inline and not self._closed:
+        if not inline:
+            self._hand_over(items)
+            return
+        self.inline_calls += 1
+        _resolve([(i.waiter, result, exc) for i, result, exc in self._call(items, items[0].radius, items[0].dihedral)])
+
+    def _hand_over(self, items: list[_Pending]) -> None:
+        """Queue ``items`` for the worker (or, once closed, fail them)."""
+        with self._cond:
+            if not self._closed:
                 self._pending.extend(items)
                 self._cond.notify()
                 return
-        if inline:
-            self.inline_calls += 1
-            outcomes = self._call(items, items[0].radius, items[0].dihedral)
-        else:
-            outcomes = [(i, None, RuntimeError("the lookup batcher is closed")) for i in items]
-        _resolve([(i.waiter, result, exc) for i, result, exc in outcomes])
+        self._settle([(i, None, RuntimeError("the lookup batcher is closed")) for i in items])
 
     def _take(self) -> list[_Pending]:
         with self._cond:
