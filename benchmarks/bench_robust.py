@@ -64,6 +64,7 @@ ROTATIONS = (-4.0, -2.0, 2.0, 4.0)
 CENTRE_SETS = ("centre80", "centre70", "centre60")
 CROP_ANCHORS = ((0.5, 0.5), (0.0, 0.0), (1.0, 0.0), (0.0, 1.0), (1.0, 1.0))
 CROPS = tuple((0.9, a) for a in CROP_ANCHORS)
+SUBWINDOWS = tuple((0.9, a) for a in CROP_ANCHORS)
 VIDEO_DIR = Path(__file__).resolve().parents[2] / "shared" / "conformance" / "vpdq" / "sample-videos"
 FRAMES_PER_VIDEO = 6
 MAX_LOOKUP_ROWS = 20_000_000
@@ -81,6 +82,7 @@ class Option:
     frame_windows: bool = True  #: cut the banked windows from the rotation frames too
     rotated_whole: bool = True  #: query each counter-rotated frame whole too
     box_windows: bool = True  #: cut the banked windows from the border / photo boxes too
+    subwindows: tuple = ()  #: sub-windows of the upload against the banked whole
 
     @property
     def reframes(self) -> bool:
@@ -93,7 +95,8 @@ class Option:
     def plan(self) -> V.VariantPlan:
         return V.VariantPlan(rotations=self.rotations, photo_box=self.photo_box,
                              windows="none" if self.reframes else self.windows,
-                             crops=self.crops if self.frame_windows else (), rotated_whole=self.rotated_whole)
+                             crops=self.crops if self.frame_windows else (), rotated_whole=self.rotated_whole,
+                             subwindows=self.subwindows)
 
     def keeps(self, name: str) -> bool:
         """Whether this option queries the variant called ``name`` (query_variants' names)."""
@@ -107,6 +110,9 @@ class Option:
             return self.photo_box and (not window or (self.frame_windows and self.box_windows))
         if frame.startswith("rot"):
             return (float(frame[3:]) in self.rotations and (self.rotated_whole if not window else self.frame_windows))
+        if frame.startswith("sub"):
+            f, _, anchor = frame[3:].partition("@")
+            return (float(f), tuple(float(x) for x in anchor.split(","))) in {(k, tuple(map(float, a))) for k, a in self.subwindows}
         if frame.startswith("crop"):
             keep, _, anchor = frame[4:].partition("@")
             return (float(keep), tuple(float(x) for x in anchor.split(","))) in {(k, tuple(map(float, a))) for k, a in self.crops}
@@ -126,13 +132,15 @@ OPTIONS: tuple[Option, ...] = (
     Option("rotations+box+centre70+crops", "centre70", ROTATIONS, True, CROPS),
     Option("lean: box+centre70, rotated windows only", "centre70", ROTATIONS, True, rotated_whole=False),
     Option("leaner: lean without box windows", "centre70", ROTATIONS, True, rotated_whole=False, box_windows=False),
+    Option("rotations+box+subwindows90", rotations=ROTATIONS, photo_box=True, subwindows=SUBWINDOWS),
     Option("rotations+box+corners90", "corners90", ROTATIONS, True),
     Option("rotations+box+grid9_90", "grid9_90", ROTATIONS, True),
 )
 
 #: What is hashed once per upload; every option picks its rows from it.
 SUPER_PLAN = V.VariantPlan(rotations=ROTATIONS, photo_box=True,
-                           windows=tuple(w for s in CENTRE_SETS for w in V.WINDOW_SETS[s]), crops=CROPS)
+                           windows=tuple(w for s in CENTRE_SETS for w in V.WINDOW_SETS[s]), crops=CROPS,
+                           subwindows=SUBWINDOWS)
 BANK_WINDOWS = tuple(dict.fromkeys(w for ws in V.WINDOW_SETS.values() for w in ws))
 
 

@@ -70,6 +70,20 @@ def crop_at(fraction: float, x: float, y: float) -> Edit:
     return edit
 
 
+def extend_reflect(fraction: float, x: float = 0.5, y: float = 0.5) -> Edit:
+    """The upload shows more than the banked picture: the picture grows by ``fraction`` of
+    each side with mirrored content (a stand-in for the uncropped original when the survivor
+    banked a crop of it), the picture sitting at (x, y) in 0..1 of the new canvas."""
+    def edit(im: Image.Image, rng: np.random.Generator) -> Image.Image:
+        a = np.asarray(im)
+        h, w = a.shape[:2]
+        eh, ew = round(h * fraction), round(w * fraction)
+        top, left = round(eh * y), round(ew * x)
+        pad = ((top, eh - top), (left, ew - left), (0, 0))
+        return Image.fromarray(np.pad(a, pad, mode="symmetric"))
+    return edit
+
+
 def letterbox(fraction: float, colour: tuple[int, int, int] = (0, 0, 0)) -> Edit:
     """Bars above and below making up ``fraction`` of the new height."""
     def edit(im: Image.Image, rng: np.random.Generator) -> Image.Image:
@@ -298,4 +312,8 @@ HELD_OUT_EDITS: dict[str, tuple[str, Edit]] = {
     "caption_banner_20": ("overlay", caption_banner(0.20)),
     "caption_banner_top_black_15": ("overlay", caption_banner(0.15, top=True, colour=(0, 0, 0), ink=(255, 255, 255))),
     "screenshot_dark": ("border", screenshot_dark),
+    # the other direction: the upload is larger than the banked picture
+    "extend_centre_11": ("crop", extend_reflect(0.11)),
+    "extend_at_0,0_11": ("crop", extend_reflect(0.11, 0.0, 0.0)),
+    "extend_centre_20": ("crop", extend_reflect(0.20)),
 }

@@ -162,6 +162,7 @@ def test_bad_pixels_refused(bad, message):
 @pytest.mark.parametrize("kwargs, message", [
     ({"windows": "nine"}, "unknown window set"), ({"rotations": (0.0,)}, "non-zero"),
     ({"rotations": (90.0,)}, "within"), ({"crops": ((1.2, (0.5, 0.5)),)}, "crop hypotheses"),
+    ({"subwindows": ((0.9, (0.5, 1.5)),)}, "sub-windows"),
 ])
 def test_bad_plans_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -221,3 +222,11 @@ def test_cli_match_query_variants_is_opt_in(tmp_path, capsys):
         assert main(["match", str(tmp_path / "bank.db"), str(tmp_path / "shot.png"), "--json", "-q",
                      "--no-features", "--no-trim-borders", *flags]) == 0
         assert json.loads(capsys.readouterr().out)[0]["status"] == status
+
+
+def test_subwindow_of_a_larger_upload_matches_the_banked_crop():
+    photo = _photo(400, 400)
+    banked = v.survivor_hashes(np.ascontiguousarray(photo[20:380, 20:380]), "none")[0]  # she banked a crop
+    q = v.query_variants(photo, v.VariantPlan(subwindows=((0.9, (0.5, 0.5)), (0.9, (0.0, 0.0)))))
+    d = dict(zip(q.names, (_distance(h, banked) for h in q.hashes)))
+    assert d["sub0.9@0.5,0.5"] <= 8 < d["sub0.9@0,0"] and d["whole"] > 31

@@ -262,6 +262,9 @@ class VariantPlan:
     crops: tuple[Window, ...] = ()
     #: hash each counter-rotated frame whole too (its corners are lost: a window is closer)
     rotated_whole: bool = True
+    #: sub-windows ``(fraction, (x, y))`` of the upload, compared with the banked *whole*
+    #: picture: for uploads that show more than the banked picture (she banked a crop)
+    subwindows: tuple[Window, ...] = ()
 
     def __post_init__(self) -> None:
         if isinstance(self.windows, str) and self.windows not in WINDOW_SETS:
@@ -272,6 +275,9 @@ class VariantPlan:
         for keep, (x, y) in self.crops:
             if not 0.0 < keep < 1.0 or not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
                 raise ValueError(f"crop hypotheses are (keep in (0, 1), (x, y) in [0, 1]^2); got {(keep, (x, y))!r}")
+        for f, (x, y) in self.subwindows:
+            if not 0.0 < f < 1.0 or not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
+                raise ValueError(f"sub-windows are (fraction in (0, 1), (x, y) in [0, 1]^2); got {(f, (x, y))!r}")
 
 
 #: The platform-side plan offered as an option (``HashBank.match_images(variants=...)``,
@@ -369,6 +375,8 @@ def query_variants(pixels: np.ndarray, plan: VariantPlan = VariantPlan()) -> Que
         box = box or strict
     for deg in plan.rotations:
         frame(f"rot{deg:+g}", rotate_luma(luma, deg), whole=plan.rotated_whole)
+    for f, anchor in plan.subwindows:
+        add(f"sub{f:g}@{anchor[0]:g},{anchor[1]:g}", _cut(luma, window_box(luma.shape[1], luma.shape[0], f, anchor)))
     for keep, anchor in plan.crops:
         for window, f_box in _crop_windows(luma.shape[1], luma.shape[0], windows, keep, anchor):
             add(f"crop{keep:g}@{anchor[0]:g},{anchor[1]:g}/{_window_name(*window)}", _cut(luma, f_box))
