@@ -684,7 +684,12 @@ def draw_examples(ctx: harness.Context, originals: list[np.ndarray], examples: d
     for r in range(len(originals)):
         for c, (title, imgs) in enumerate(cols):
             ax = axes[r][c]
-            ax.imshow(imgs[r], cmap="gray", vmin=0, vmax=255)
+            img = np.asarray(imgs[r], np.float32)
+            if img.shape != originals[r].shape:  # a 32x32 rebuild, shown at the picture's shape
+                import cv2
+
+                img = cv2.resize(img, originals[r].shape[::-1], interpolation=cv2.INTER_CUBIC)
+            ax.imshow(img, cmap="gray", vmin=0, vmax=255)
             ax.set_xticks([])
             ax.set_yticks([])
             if r == 0:
