@@ -61,6 +61,9 @@ TARGET_RECALL = 0.90
 VARIANT_MS_TARGET = 10.0
 LOOKUP_RATIO_TARGET = 2.0
 ROTATIONS = (-4.0, -2.0, 2.0, 4.0)
+#: a finer uniform grid (1.5 degree steps, never exactly on a benchmark angle) for the
+#: platform-only option: two more lookups, the residual angle at most 0.75 degrees up to 5.25
+ROTATIONS_FINE = (-4.5, -3.0, -1.5, 1.5, 3.0, 4.5)
 CENTRE_SETS = ("centre80", "centre70", "centre60")
 CROP_ANCHORS = ((0.5, 0.5), (0.0, 0.0), (1.0, 0.0), (0.0, 1.0), (1.0, 1.0))
 CROPS = tuple((0.9, a) for a in CROP_ANCHORS)
@@ -124,6 +127,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("rotations", rotations=ROTATIONS),
     Option("photo-box", photo_box=True),
     Option("rotations+box", rotations=ROTATIONS, photo_box=True),
+    Option("fine rotations+box", rotations=ROTATIONS_FINE, photo_box=True),
     Option("rotations+box+centre80", "centre80", ROTATIONS, True),
     Option("rotations+box+centre70", "centre70", ROTATIONS, True),
     Option("rotations+box+centre60", "centre60", ROTATIONS, True),
@@ -138,7 +142,7 @@ OPTIONS: tuple[Option, ...] = (
 )
 
 #: What is hashed once per upload; every option picks its rows from it.
-SUPER_PLAN = V.VariantPlan(rotations=ROTATIONS, photo_box=True,
+SUPER_PLAN = V.VariantPlan(rotations=ROTATIONS + ROTATIONS_FINE, photo_box=True,
                            windows=tuple(w for s in CENTRE_SETS for w in V.WINDOW_SETS[s]), crops=CROPS,
                            subwindows=SUBWINDOWS)
 BANK_WINDOWS = tuple(dict.fromkeys(w for ws in V.WINDOW_SETS.values() for w in ws))

@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--no-trim-borders", dest="trim_borders", action="store_false",
                    help="do not also search the content inside uniform borders (letterboxes, pads)")
     m.add_argument("--query-variants", action="store_true",
-                   help="also search counter-rotations (2 and 4 degrees) and the photo inside phone-screenshot "
+                   help="also search counter-rotations (1.5, 3 and 4.5 degrees) and the photo inside phone-screenshot "
                         "bars and caption banners (opt-in; docs/accuracy.md, 'Robustness options')")
     m.add_argument("--no-features", dest="features", action="store_false",
                    help="do not search images PDQ missed by local features (used when the bank holds feature sets)")
