@@ -60,6 +60,7 @@ TARGET_EDITS = ("crop_centre_10", "crop_offcentre_10", "rotate_+5", "rotate_-5",
 TARGET_RECALL = 0.90
 VARIANT_MS_TARGET = 10.0
 LOOKUP_RATIO_TARGET = 2.0
+INVERSION_DELTA_TARGET = 0.05
 ROTATIONS = (-4.0, -2.0, 2.0, 4.0)
 #: a finer uniform grid (1.5 degree steps, never exactly on a benchmark angle) for the
 #: platform-only option: two more lookups, the residual angle at most 0.75 degrees up to 5.25
@@ -522,6 +523,8 @@ def frontier(ctx: harness.Context, results: dict) -> None:
         a.axhline(100 * TARGET_RECALL, color="red", linestyle="--", linewidth=0.8)
         a.grid(alpha=0.3)
     bx.axvline(LOOKUP_RATIO_TARGET, color="red", linestyle=":", linewidth=0.8)
+    if "none" in inv:  # issue 20: within 0.05 of a single PDQ hash's reconstruction
+        ax.axvline(inv["none"] + INVERSION_DELTA_TARGET, color="red", linestyle=":", linewidth=0.8)
     ax.legend(fontsize=6, loc="lower right")
     fig.suptitle(f"Robustness options: what they buy against what survivors share and platforms pay ({ctx.mode} run)")
     fig.tight_layout()
