@@ -230,3 +230,11 @@ def test_subwindow_of_a_larger_upload_matches_the_banked_crop():
     q = v.query_variants(photo, v.VariantPlan(subwindows=((0.9, (0.5, 0.5)), (0.9, (0.0, 0.0)))))
     d = dict(zip(q.names, (_distance(h, banked) for h in q.hashes)))
     assert d["sub0.9@0.5,0.5"] <= 8 < d["sub0.9@0,0"] and d["whole"] > 31
+
+
+def test_window_set_names_are_stable():
+    # bench_inversion reads these names; renaming one silently drops it from the privacy figures
+    assert list(v.CANDIDATE_WINDOW_SETS) == ["none", "centre80", "centre70", "centre60", "centre80+centre60",
+                                              "corners90", "grid9_90"]
+    assert v.SURVIVOR_WINDOW_SET in v.CANDIDATE_WINDOW_SETS
+    assert [len(v.survivor_windows(640, 480, n)) for n in v.CANDIDATE_WINDOW_SETS] == [0, 1, 1, 1, 2, 4, 9]
