@@ -33,7 +33,6 @@ from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
-from .._util.files import private_dir
 from ..features.orb import FeatureSet
 from ..hashes import PDQ_HASH_BYTES, PDQ_MATCH_THRESHOLD, PDQ_MIN_QUALITY
 from ..image.io import ImageSource
@@ -44,8 +43,8 @@ from .feature_store import FeatureStore, feature_sets_of
 from .image_match import ImageMatchReport
 from .index_sync import IndexSync
 from .records import (BankError, BankMatch, BankStats, CaseInfo, ChangeSet, FeatureBankMatch, ImageBankMatch,
-                      PathLike, VideoBankMatch, codes_from_blobs, new_case_id)
-from .snapshots import bank_identity
+                      PathLike, VideoBankMatch, new_case_id)
+from .snapshots import server_snapshot_base
 from .store import open_database
 
 
@@ -56,9 +55,8 @@ class HashBank:
     (the hash index derived from it) and the :class:`~.feature_store.FeatureStore` (local
     features and their index); one lock serializes every call.
 
-    ``snapshot``: keep index snapshots (a bank file: next to it). A bank in a database server
-    keeps its hash index's in ``snapshot_dir`` when given one (a directory of this host, created
-    owner-only), so a matcher's restart loads it plus the log tail instead of the whole table.
+    ``snapshot``: keep index snapshots next to the bank file, or for a server bank in
+    ``snapshot_dir`` (this host's, owner-only): an open then loads one plus the log tail.
     """
 
     def __init__(
@@ -73,17 +71,13 @@ class HashBank:
     ):
         self.allow_low_quality = allow_low_quality
         self._lock = threading.RLock()
-        # A file path (SQLite) or a postgresql:// URL; a server database keeps snapshot files only
-        # when given a directory of this host for its hash index (snapshot_dir).
+        # A file path (SQLite) or a postgresql:// URL (snapshots only in a given snapshot_dir).
         self._db = open_database(path, create=create)
         self.path: Union[Path, str] = self._db.path if self._db.path is not None else self._db.name
         try:
-            base = None
-            if snapshot and self._db.path is None and snapshot_dir is not None:
-                base = private_dir(snapshot_dir) / f"bank-{bank_identity(self._db)}"
-            self._hashes = IndexSync(self._db, backend=backend, snapshots=snapshot and (self._db.path is not None
-                                                                                         or base is not None),
-                                     snapshot_base=base)
+            base = server_snapshot_base(self._db, snapshot_dir) if snapshot and self._db.path is None else None
+            self._hashes = IndexSync(self._db, backend=backend, snapshot_base=base,
+                                     snapshots=snapshot and (self._db.path is not None or base is not None))
             self._features = FeatureStore(self._db, snapshots=snapshot and self._db.path is not None)
             self._hashes.open()
         except BaseException:
@@ -101,8 +95,7 @@ class HashBank:
         return self._features.source
 
     def index_backend_stats(self) -> dict:
-        """The index backend's counters (:meth:`HashIndex.backend_stats`): for the multi-index,
-        the rows its tables hold and whether they are being rebuilt."""
+        """:meth:`HashIndex.backend_stats` of the index (multi-index: rows in its tables, rebuilding)."""
         return self._hashes.index.backend_stats()
 
     @property
@@ -292,10 +285,8 @@ class HashBank:
 
     def search_index(self, queries: np.ndarray, radius: int = PDQ_MATCH_THRESHOLD, *, dihedral: bool = False,
                      threads: int = 0) -> RangeResult:
-        """The index's hash ids as last caught up (by this process's writes and by
-        :meth:`refresh`; no store read here), for callers that follow the change log
-        themselves and resolve ids to cases (the matcher); :meth:`match` is the checked,
-        case-level form."""
+        """The index's hash ids as last caught up (own writes, :meth:`refresh`; no store read), for
+        callers that follow the log and resolve ids themselves (the matcher); see :meth:`match`."""
         with self._lock:
             return self._hashes.index.range_search(queries, radius, dihedral=dihedral, threads=threads)
 
@@ -396,18 +387,8 @@ class HashBank:
     def verify(self) -> None:
         """Check that the index and the table agree exactly; raises BankError if not."""
         with self._lock:
-            self._hashes.catch_up()
-            rows = self._db.execute("SELECT hash_id, hash FROM hashes ORDER BY hash_id").fetchall()
-            index = self._hashes.index
-            if len(index) != len(rows):
-                raise BankError(f"{self.path}: the index holds {len(index)} hashes, the table {len(rows)}")
-            if not rows:
-                return
-            ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-            res = index.range_search(codes_from_blobs(r[1] for r in rows), 0)
-            for i in range(len(rows)):
-                if ids[i] not in res.ids[res.lims[i]:res.lims[i + 1]]:
-                    raise BankError(f"{self.path}: hash id {int(ids[i])} is in the table but not in the index")
+            if problem := self._hashes.disagreement():
+                raise BankError(f"{self.path}: {problem}")
 
     def save_snapshot(self) -> Optional[Path]:
         """Save the hash index next to the bank so the next open skips the rebuild."""

@@ -101,6 +101,21 @@ class IndexSync:
                            np.fromiter((r[0] for r in added), dtype=np.int64, count=len(added)))
         self.seq = seq
 
+    def disagreement(self) -> Optional[str]:
+        """Caught up, how the index differs from the table (None when they agree exactly)."""
+        self.catch_up()
+        rows = self.db.execute("SELECT hash_id, hash FROM hashes ORDER BY hash_id").fetchall()
+        if len(self.index) != len(rows):
+            return f"the index holds {len(self.index)} hashes, the table {len(rows)}"
+        if not rows:
+            return None
+        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        res = self.index.range_search(codes_from_blobs(r[1] for r in rows), 0)
+        for i in range(len(rows)):
+            if ids[i] not in res.ids[res.lims[i]:res.lims[i + 1]]:
+                return f"hash id {int(ids[i])} is in the table but not in the index"
+        return None
+
     def applied(self, write: Write, *, codes: Optional[np.ndarray] = None, ids: Sequence[int] = (),
                 removed: Sequence[int] = ()) -> None:
         """After the bank's own ``write`` committed: apply it (``codes``/``ids`` added,

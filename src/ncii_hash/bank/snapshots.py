@@ -22,7 +22,7 @@ import secrets
 from pathlib import Path
 from typing import Any, Optional
 
-from .._util.files import unlink_if_exists
+from .._util.files import private_dir, unlink_if_exists
 
 SNAPSHOT_KINDS = ("idx", "fidx")
 BANK_IDENTITY = "bank_identity"  #: meta key
@@ -38,6 +38,12 @@ def bank_identity(db: Any) -> str:
                 value = secrets.token_hex(16)
                 db.set_meta(BANK_IDENTITY, value)
     return value
+
+
+def server_snapshot_base(db: Any, snapshot_dir: Optional[os.PathLike | str]) -> Optional[Path]:
+    """Where a server bank's snapshots go in ``snapshot_dir`` (created owner-only), named by
+    its identity; None without a directory."""
+    return None if snapshot_dir is None else private_dir(snapshot_dir) / f"bank-{bank_identity(db)}"
 
 
 class SnapshotFiles:
