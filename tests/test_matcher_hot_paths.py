@@ -30,7 +30,7 @@ def _requests(hit: str) -> list[str]:
         f"/m/lookup?signal_type=pdq&signal={hit[:-1]}", f"/m/lookup?signal_type=pdq&signal={hit[:-2]}zz",
         f"/m/lookup?signal_type=pdq&signal={hit[:30]}%20{hit[31:]}", f"/m/lookup?{ok}&threshold=-1",
         f"/m/lookup?{ok}&threshold=999", f"/m/lookup?{ok}&bypass_coinflip=maybe",
-        f"/m/lookup?signal_type=pdq&url=http://127.0.0.1:9/x.jpg",
+        "/m/lookup?signal_type=pdq&url=http://127.0.0.1:9/x.jpg",
         f"/m/raw_lookup?{ok}", f"/m/raw_lookup?{ok}&include_distance=true", f"/m/raw_lookup?{ok}&banks=NONE",
         "/m/raw_lookup?signal_type=pdq", f"/m/raw_lookup?signal={hit}", f"/m/raw_lookup?signal_type=x&signal={hit}",
     ]
