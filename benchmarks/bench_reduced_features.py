@@ -92,7 +92,8 @@ def run(ctx: harness.Context) -> None:
         size = len(photo) if sample <= 0 else min(sample, len(photo))
         keep = sorted(np.random.default_rng([ctx.seed, 20]).choice(photo, size=size, replace=False).tolist())
         pixels, ids, groups, domains = ([x[i] for i in keep] for x in (pixels, ids, groups, domains))
-        source += f" (a seeded sample of {len(keep)} of its {len(photo)} photos)"
+        source += (f" (all {len(photo)} photos)" if len(keep) == len(photo)
+                   else f" (a seeded sample of {len(keep)} of its {len(photo)} photos)")
     all_edits = list(EDITS)
     edits = [e for e in ctx.pick(QUICK_EDITS, EDITS_MEASURED) if e in EDITS]
     ctx.config.update(seed=ctx.seed, photos=len(pixels), source=source, edits=edits,
