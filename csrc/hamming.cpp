@@ -154,7 +154,9 @@ void scan_bank(const Bank& bank, const uint64_t* words, std::size_t nq, SimdLeve
 
 int resolve_threads(int threads) {
   if (threads <= 0) {
-    const unsigned hw = std::thread::hardware_concurrency();
+    // Asked once: glibc answers by reading /sys (tens of microseconds in a VM), which a
+    // single-query search paid on every call.
+    static const unsigned hw = std::thread::hardware_concurrency();
     threads = hw ? static_cast<int>(hw) : 1;
   }
   return std::min(threads, kMaxThreads);

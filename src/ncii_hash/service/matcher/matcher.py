@@ -165,7 +165,9 @@ class Matcher:
         assert self.bank is not None and self.resolver is not None
         # The index's answer, resolved to content ids, banks and settings (cached by the
         # resolver until the index or the catalog changes).
-        res = self.bank.search_index(queries, radius, dihedral=dihedral, threads=self.settings.threads)
+        # one query row is searched by one thread whatever the setting (no gain from more, only their start)
+        threads = self.settings.threads or (1 if len(queries) == 1 else 0)
+        res = self.bank.search_index(queries, radius, dihedral=dihedral, threads=threads)
         per_query: list[dict[int, Hit]] = [{} for _ in range(len(queries))]
         if res.ids.size:
             ids, dists = res.ids.tolist(), res.distances.tolist()
