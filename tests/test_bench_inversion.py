@@ -149,6 +149,7 @@ def test_window_coefficients_are_the_dct_of_the_cut_window():
 
 
 def test_least_squares_windows_rebuild():
+    pytest.importorskip("scipy")  # the ridge solve (cho_factor); in the bench extra
     g = grey_of(datasets.synthetic_photos(1, 6)[0])
     h = nh.pdq_hash(g).hash
     one = inv.invert_pdq_windows([h], [inv.WHOLE], mean=0.0)
@@ -169,6 +170,7 @@ def test_least_squares_windows_rebuild():
 
 
 def test_learned_hash_model_and_window_sets():
+    pytest.importorskip("scipy")  # the ridge solve and the t interval; in the bench extra
     photos = [grey_of(p) for p in datasets.synthetic_photos(4, 21)]
     sets = {"none": bi.STAND_IN_WINDOW_SETS["none"], "centre 70%": bi.STAND_IN_WINDOW_SETS["centre 70%"]}
     assert sets["centre 70%"](400, 300) == [(45, 255, 60, 340)]
