@@ -72,7 +72,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 from PIL import Image
@@ -330,6 +330,44 @@ def best_retrieval(attacks: dict) -> dict:
     return {**attacks[name]["retrieval"], "attack": name}
 
 
+def distribution(values) -> dict:
+    """Mean, median and quartiles of ``values``."""
+    a = np.asarray(values, np.float64)
+    return {"mean": float(a.mean()), "median": float(np.median(a)), "q1": float(np.percentile(a, 25)),
+            "q3": float(np.percentile(a, 75))}
+
+
+def retrieval_summary(ranks: np.ndarray) -> dict:
+    """How often the true picture ranks first / in the first five among the candidates."""
+    return {"top1": float((ranks <= 1).mean()), "top5": float((ranks <= 5).mean()),
+            "median_rank": float(np.median(ranks)), "candidates": int(len(ranks))}
+
+
+class AttackTally:
+    """Per attack: each picture's 32x32 correlation with its original, the rebuilds (for the
+    retrieval ranks) and those of the example pictures."""
+
+    def __init__(self, attacks: Sequence[str], originals: np.ndarray, pick: set):
+        self.originals, self.pick = originals, pick
+        self.per: dict[str, list[float]] = {a: [] for a in attacks}
+        self.small: dict[str, list[np.ndarray]] = {a: [] for a in attacks}
+        self.examples: dict[str, list[np.ndarray]] = {a: [] for a in attacks}
+
+    def add(self, i: int, rebuilt: dict[str, np.ndarray]) -> None:
+        """Picture ``i``'s 32x32 rebuild by each attack."""
+        for a, r in rebuilt.items():
+            self.per[a].append(pearson(r, self.originals[i]))
+            self.small[a].append(r.ravel())
+            if i in self.pick:
+                self.examples[a].append(r)
+
+    def summary(self, attack: str) -> dict:
+        """``{"corr32": mean, "ci": [low, high], "retrieval": {...}}`` of one attack."""
+        m, lo, hi = mean_ci(self.per[attack])
+        return {"corr32": m, "ci": [lo, hi],
+                "retrieval": retrieval_summary(retrieval_ranks(np.stack(self.small[attack]), self.originals))}
+
+
 def evaluate_window_sets(greys: list[np.ndarray], sets: dict[str, WindowSet], models: dict,
                          magnitudes: np.ndarray, mean_grey: float, pick: set) -> tuple[dict, dict, np.ndarray]:
     """(config.results["window_sets"], name -> rebuilt examples of the picked pictures, the
@@ -340,9 +378,7 @@ def evaluate_window_sets(greys: list[np.ndarray], sets: dict[str, WindowSet], mo
     out, examples = {}, {}
     corr: dict[str, dict[str, np.ndarray]] = {}
     for name, fn in sets.items():
-        per = {a: [] for a in WINDOW_ATTACKS}
-        small = {a: [] for a in WINDOW_ATTACKS}
-        ex = {a: [] for a in WINDOW_ATTACKS}
+        tally = AttackTally(WINDOW_ATTACKS, originals, pick)
         for i, g in enumerate(greys):
             h, w = g.shape
             boxes = fn(w, h)
@@ -353,22 +389,10 @@ def evaluate_window_sets(greys: list[np.ndarray], sets: dict[str, WindowSet], mo
             # the two rebuilds err differently: their average (each at the learned one's contrast)
             ls, le = rebuilt["least squares"], rebuilt["learned"]
             rebuilt["both"] = le.mean() + 0.5 * (_standardise(ls) + _standardise(le)) * le.std()
-            for a, r in rebuilt.items():
-                per[a].append(pearson(r, originals[i]))
-                small[a].append(r.ravel())
-                if i in pick:
-                    ex[a].append(r)
-        attacks = {}
-        for a in WINDOW_ATTACKS:
-            m, lo, hi = mean_ci(per[a])
-            v = np.asarray(per[a])
-            ranks = retrieval_ranks(np.stack(small[a]), originals)
-            attacks[a] = {"corr32": {"mean": m, "median": float(np.median(v)), "q1": float(np.percentile(v, 25)),
-                                     "q3": float(np.percentile(v, 75))}, "ci": [lo, hi],
-                          "retrieval": {"top1": float((ranks <= 1).mean()), "top5": float((ranks <= 5).mean()),
-                                        "median_rank": float(np.median(ranks)), "candidates": int(len(ranks))}}
+            tally.add(i, rebuilt)
+        attacks = {a: {**tally.summary(a), "corr32": distribution(tally.per[a])} for a in WINDOW_ATTACKS}
         best = max(WINDOW_ATTACKS, key=lambda a: attacks[a]["corr32"]["mean"])
-        corr[name] = {"best": np.asarray(per[best])}
+        corr[name] = {"best": np.asarray(tally.per[best])}
         box43 = inv.fraction_boxes(fn(400, 300), 400, 300)
         out[name] = {"windows": len(box43), "n_hashes": len(box43) + 1,
                      "boxes": [[round(v, 4) for v in b] for b in box43],
@@ -376,7 +400,7 @@ def evaluate_window_sets(greys: list[np.ndarray], sets: dict[str, WindowSet], mo
                      "attacks": attacks, "retrieval": best_retrieval(attacks),
                      "learned_held_out_r2": round(models[name].held_out_r2, 4),
                      "learned_ridge": models[name].ridge}
-        examples[name] = ex[best]
+        examples[name] = tally.examples[best]
         print(f"[inversion] window set {name}: corr32 {out[name]['corr32']:.3f} ({best})", file=sys.stderr)
     single = corr["none"]["best"]
     for name in sets:
@@ -436,36 +460,24 @@ def evaluate_reduced(evals: list[np.ndarray], greys: list[np.ndarray], signals, 
                                                             "features": 0, "grid": None, "bytes_per_feature": 0.0}}, {}
     for signal in signals:
         w, lam, r2 = layout_models[signal.name]
-        per = {a: [] for a in REDUCED_ATTACKS}
-        small = {a: [] for a in REDUCED_ATTACKS}
-        ex = {a: [] for a in REDUCED_ATTACKS}
+        tally = AttackTally(REDUCED_ATTACKS, originals, pick)
         for i, fs in enumerate(full):
             banked = signal.reduce(fs)
             rebuilt = {"features: gradient": downsample(inv.invert_features(banked, patch_model, method="gradient"), 32),
                        "learned layout": (R.layout_vector(banked, _layout_grid(signal), basis) @ w[:-1] + w[-1]
                                           ).reshape(32, 32).astype(np.float64)}
-            for a, r in rebuilt.items():
-                per[a].append(pearson(r, originals[i]))
-                small[a].append(r.ravel())
-                if i in pick:
-                    ex[a].append(r)
-        attacks = {}
-        for a in REDUCED_ATTACKS:
-            m, lo, hi = mean_ci(per[a])
-            ranks = retrieval_ranks(np.stack(small[a]), originals)
-            attacks[a] = {"corr32": m, "ci": [lo, hi],
-                          "retrieval": {"top1": float((ranks <= 1).mean()), "top5": float((ranks <= 5).mean()),
-                                        "median_rank": float(np.median(ranks)), "candidates": int(len(ranks))}}
+            tally.add(i, rebuilt)
+        attacks = {a: tally.summary(a) for a in REDUCED_ATTACKS}
         attacks["learned layout"].update(held_out_r2=round(r2, 4), ridge=lam, grid=_layout_grid(signal))
         best = max(REDUCED_ATTACKS, key=lambda a: attacks[a]["corr32"])
-        dm, dlo, dhi = mean_ci(np.asarray(per[best]) - single_pdq)
+        dm, dlo, dhi = mean_ci(np.asarray(tally.per[best]) - single_pdq)
         out[signal.name] = {"features": signal.features, "grid": signal.grid,
                             "bytes_per_feature": signal.bytes_per_feature(),
                             "corr32": attacks[best]["corr32"], "ci": attacks[best]["ci"], "attack": best,
                             "attacks": attacks, "retrieval": best_retrieval(attacks),
                             "delta_vs_single_pdq": {"mean": dm, "ci": [dlo, dhi]},
                             "within_target": bool(dm <= WINDOW_TARGET)}
-        examples[signal.name] = ex[best]
+        examples[signal.name] = tally.examples[best]
         print(f"[inversion] reduced signal {signal.name}: corr32 {out[signal.name]['corr32']:.3f} ({best})",
               file=sys.stderr)
     return out, examples
@@ -572,16 +584,10 @@ def run(ctx: harness.Context) -> None:
 
 
 def summarise(values: dict[str, list], ranks: np.ndarray) -> dict:
-    out: dict = {}
-    for k, v in values.items():
-        if v:
-            a = np.asarray(v, np.float64)
-            out[k] = {"mean": float(a.mean()), "median": float(np.median(a)), "q1": float(np.percentile(a, 25)),
-                      "q3": float(np.percentile(a, 75))}
+    out: dict = {k: distribution(v) for k, v in values.items() if v}
     d = np.asarray(values["pdq_distance"])
     out["pdq_match_rate"] = float((d <= nh.PDQ_MATCH_THRESHOLD).mean())
-    out["retrieval"] = {"top1": float((ranks <= 1).mean()), "top5": float((ranks <= 5).mean()),
-                        "median_rank": float(np.median(ranks)), "candidates": int(len(ranks))}
+    out["retrieval"] = retrieval_summary(ranks)
     return out
 
 

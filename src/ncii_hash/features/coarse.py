@@ -27,8 +27,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from .orb import (DESCRIPTOR_BYTES, MIN_INLIERS, MIN_SPREAD, MIN_TIGHT_INLIERS, NO_MATCH, REPROJECTION,
-                  TIGHT_DISTANCE, FeatureSet, GeometricMatch, _hull_area, correspondences, verify_features)
+from .orb import (DESCRIPTOR_BYTES, MIN_INLIERS, MIN_SPREAD, MIN_TIGHT_INLIERS, NO_MATCH, REPROJECTION, FeatureSet,
+                  GeometricMatch, _hull_area, correspondences, tight_count, verify_features)
 
 #: Width (degrees) of a bin of the rotation vote without positions; each bin is counted with
 #: its neighbour, so a rotation anywhere within one bin width is found whole.
@@ -84,8 +84,7 @@ def verify_without_positions(q: FeatureSet, c: FeatureSet, *, min_inliers: int =
                 best = sel
     n = int(best.sum())
     spread = _hull_area(q.xy[qi[best]]) / max(1.0, _hull_area(q.xy)) if n else 0.0
-    d = np.bitwise_count(q.descriptors[qi[best]].view(np.uint64) ^ c.descriptors[ci[best]].view(np.uint64)).sum(axis=1)
-    tight = int((d <= TIGHT_DISTANCE).sum())
+    tight = tight_count(q, c, qi[best], ci[best])
     ok = n >= min_inliers and spread >= min_spread and tight >= min_tight
     return GeometricMatch(n, spread, None, ok, 0.0, tight)
 

@@ -339,10 +339,15 @@ def verify_features(q: FeatureSet, c: FeatureSet, *, min_inliers: int = MIN_INLI
     spread = _hull_area(c.xy[inl_c]) / float(c.width * c.height) if n else 0.0
     overlap = _overlap_counts(q, c, transform)
     explained = n / max(1, min(overlap))
-    d = np.bitwise_count(q.descriptors[inl_q].view(np.uint64) ^ c.descriptors[inl_c].view(np.uint64)).sum(axis=1)
-    tight = int((d <= TIGHT_DISTANCE).sum())
+    tight = tight_count(q, c, inl_q, inl_c)
     ok = n >= min_inliers and spread >= min_spread and tight >= min_tight
     return GeometricMatch(n, spread, transform, ok, explained, tight)
+
+
+def tight_count(q: FeatureSet, c: FeatureSet, qi: np.ndarray, ci: np.ndarray) -> int:
+    """How many of the pairs ``(qi[k], ci[k])`` have descriptors within :data:`TIGHT_DISTANCE` bits."""
+    d = np.bitwise_count(q.descriptors[qi].view(np.uint64) ^ c.descriptors[ci].view(np.uint64)).sum(axis=1)
+    return int((d <= TIGHT_DISTANCE).sum())
 
 
 def _overlap_counts(q: FeatureSet, c: FeatureSet, transform: np.ndarray) -> tuple[int, int]:

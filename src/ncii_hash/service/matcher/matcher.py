@@ -163,9 +163,8 @@ class Matcher:
 
     def _search(self, queries: np.ndarray, radius: int, dihedral: bool) -> list[list[Hit]]:
         assert self.bank is not None and self.resolver is not None
-        # The index's answer, resolved to content ids, banks and settings (cached by the
-        # resolver until the index or the catalog changes).
-        # one query row is searched by one thread whatever the setting (no gain from more, only their start)
+        # The index's answer (one query row on one thread: more would only cost their start),
+        # resolved to content ids, banks and settings by the resolver's cache.
         threads = self.settings.threads or (1 if len(queries) == 1 else 0)
         res = self.bank.search_index(queries, radius, dihedral=dihedral, threads=threads)
         per_query: list[dict[int, Hit]] = [{} for _ in range(len(queries))]
