@@ -82,6 +82,7 @@ import ncii_hash as nh
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks import datasets, harness  # noqa: E402
+from ncii_hash.image.variants import window_hashes  # noqa: E402  (the whole picture's hash, then each window's)
 
 NAME = "inversion"
 EVAL_PACKAGE = "gcompris-qt-data"
@@ -266,14 +267,6 @@ def window_sets() -> tuple[dict[str, WindowSet], str]:
     for k in empty:
         del sets[k]
     return {"none": STAND_IN_WINDOW_SETS["none"], **sets}, origin
-
-
-def window_hashes(grey: np.ndarray, boxes: list[PixelBox]) -> list[np.ndarray]:
-    """The whole picture's PDQ hash, then each window's, as the survivor would share them."""
-    out = [nh.pdq_hash(grey).hash]
-    for t, b, l, r in boxes:
-        out.append(nh.pdq_hash(np.ascontiguousarray(grey[t:b, l:r])).hash)
-    return out
 
 
 def mean_ci(values, level: float = 0.95) -> tuple[float, float, float]:

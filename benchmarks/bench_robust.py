@@ -178,13 +178,8 @@ class Hashed:
 
 def bank_side(px: np.ndarray) -> Hashed:
     """The whole picture's hash (full resolution, as pdq_hash) and every candidate window's."""
-    whole = nh.hash_pixels(px).hash
-    rows, names = [whole], ["whole"]
-    for f, a in BANK_WINDOWS:
-        t, b, l, r = V.window_box(px.shape[1], px.shape[0], f, a)
-        rows.append(nh.hash_pixels(np.ascontiguousarray(px[t:b, l:r])).hash)
-        names.append(V._window_name(f, a))
-    return Hashed(np.stack(rows), tuple(names))
+    boxes = [V.window_box(px.shape[1], px.shape[0], f, a) for f, a in BANK_WINDOWS]
+    return Hashed(V.window_hashes(px, boxes), ("whole", *(V._window_name(f, a) for f, a in BANK_WINDOWS)))
 
 
 def query_side(px: np.ndarray) -> Hashed:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
+import ncii_hash as nh
 from ncii_hash.image import variants as v
 
 
@@ -238,3 +239,13 @@ def test_window_set_names_are_stable():
                                               "corners90", "grid9_90"]
     assert v.SURVIVOR_WINDOW_SET in v.CANDIDATE_WINDOW_SETS
     assert [len(v.survivor_windows(640, 480, n)) for n in v.CANDIDATE_WINDOW_SETS] == [0, 1, 1, 1, 2, 4, 9]
+
+
+def test_window_hashes_are_the_whole_pictures_then_each_boxs_pdq_hash():
+    px = _photo(200, 300, seed=41)
+    boxes = [(10, 150, 20, 260), (0, 200, 0, 150)]
+    got = v.window_hashes(px, boxes)
+    want = [nh.pdq_hash(px).hash] + [nh.pdq_hash(np.ascontiguousarray(px[t:b, l:r])).hash for t, b, l, r in boxes]
+    assert got.shape == (3, 32) and got.dtype == np.uint8 and (got == np.stack(want)).all()
+    assert (v.survivor_hashes(px, "centre70") == v.window_hashes(px, v.survivor_windows(300, 200, "centre70"))).all()
+    assert v.survivor_hashes(px, "none").shape == (1, 32)

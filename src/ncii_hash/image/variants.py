@@ -33,7 +33,7 @@ Invariants:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 from PIL import Image
@@ -401,12 +401,17 @@ def _window_name(fraction: float, anchor: tuple[float, float]) -> str:
     return f"{tag}{round(fraction * 100)}"
 
 
-def survivor_hashes(pixels: np.ndarray, window_set: str = SURVIVOR_WINDOW_SET) -> np.ndarray:
-    """uint8 (1 + K, 32): the survivor-side hashes of one picture, the whole picture's PDQ
-    hash (full resolution, as ``pdq_hash`` computes it) then one per window of the set."""
+def window_hashes(pixels: np.ndarray, boxes: Sequence[Box]) -> np.ndarray:
+    """uint8 (1 + K, 32): the whole picture's PDQ hash (full resolution, as ``pdq_hash``
+    computes it) then one per pixel box of it."""
     a = np.asarray(pixels)
-    whole, _, _ = core_pdq_hash(np.ascontiguousarray(a), False)
-    rows = [whole]
-    for box in survivor_windows(a.shape[1], a.shape[0], window_set):
-        rows.append(core_pdq_hash(np.ascontiguousarray(_cut(a, box)), False)[0])
+    rows = [core_pdq_hash(np.ascontiguousarray(a), False)[0]]
+    rows += [core_pdq_hash(np.ascontiguousarray(_cut(a, box)), False)[0] for box in boxes]
     return np.ascontiguousarray(np.stack(rows))
+
+
+def survivor_hashes(pixels: np.ndarray, window_set: str = SURVIVOR_WINDOW_SET) -> np.ndarray:
+    """uint8 (1 + K, 32): the survivor-side hashes of one picture, the whole picture's then one
+    per window of the set."""
+    a = np.asarray(pixels)
+    return window_hashes(a, survivor_windows(a.shape[1], a.shape[0], window_set))
