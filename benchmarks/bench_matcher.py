@@ -9,7 +9,9 @@ python-threatexchange's pickled ``PDQIndex`` (what HMA 2.0 loads into every matc
   run, the same clients on ``GET /status/live`` (no work at all) give the server's ceiling, in
   slices alternating with the lookups' (so a shared machine's drift hits both alike): the
   issue's target is 4,000 lookups/s at 10M hashes or 80% of that ceiling, whichever is lower
-  (the load generator shares the machine's cores with the server).
+  (the load generator shares the machine's cores with the server). Twice: one process, then
+  ``--workers`` one per core (at least 2; each worker its own index), each against its own
+  ceiling.
 * **Start** -- a new matcher process, from spawn to ``/status`` 200 (its index loaded from the
   saved memory snapshot plus the log tail); in-process, ``HashBank`` open vs ``pickle.load`` of
   pytx's ``PDQIndex`` over the same hashes (HMA's ``SignalTypeIndex.deserialize``).
@@ -47,6 +49,8 @@ NAME = "matcher"
 TESTS = Path(__file__).resolve().parent.parent / "tests"
 CLIENT_LEVELS = (1, 8, 64)
 LOAD_PROCESSES = 2
+#: worker processes of the second configuration measured (``matcher serve --workers``)
+WORKERS = max(2, os.cpu_count() or 1)
 CHUNK = 200_000  #: hashes per case while filling the bank
 MODULES = ("fastapi", "uvicorn", "httpx")
 
@@ -148,6 +152,46 @@ def interleaved_load(pool, url: str, workloads: dict[str, list[str]], clients: i
                      "p50_ms": round(harness.quantile(lat, 0.5) * 1e3, 3) if lat else None,
                      "p99_ms": round(harness.quantile(lat, 0.99) * 1e3, 3) if lat else None, "errors": err}
     return out
+
+
+def measure_levels(ctx: harness.Context, pool, url: str, paths: list[str], seconds: float, rounds: int,
+                   label: str) -> dict:
+    """Lookups against the empty route at each client level, with the target of each."""
+    levels = {}
+    for clients in CLIENT_LEVELS:
+        both = interleaved_load(pool, url, {"lookup": paths, "status_live": ["/status/live"]}, clients,
+                                seconds, rounds)
+        lookups, live = both["lookup"], both["status_live"]
+        target = min(4000.0, 0.8 * live["per_s"])
+        levels[clients] = {"lookup": lookups, "status_live": live, "target_per_s": round(target, 1),
+                           "met": lookups["per_s"] >= target}
+        ctx.note(f"{label}, {clients} clients: {lookups['per_s']:,.0f} lookups/s (p50 {lookups['p50_ms']} ms, p99 "
+                 f"{lookups['p99_ms']} ms); /status/live {live['per_s']:,.0f}/s; target {target:,.0f}/s "
+                 f"{'met' if lookups['per_s'] >= target else 'missed'}")
+    return levels
+
+
+def wait_for_tables_on_workers(url: str, workers: int) -> Optional[float]:
+    """:func:`wait_for_tables` for every worker of a ``--workers`` matcher: each poll on a new
+    connection (the kernel spreads them over the workers) until each worker said its tables
+    are complete."""
+    import httpx
+
+    t0, done = time.perf_counter(), set()
+    while len(done) < workers:
+        with httpx.Client(base_url=url, timeout=120) as client:
+            r = client.get("/m/index/status")
+            if r.status_code == 200 and r.json()["pdq"]["present"] and wait_for_tables(client, once=True) is not None:
+                done.add(r.json()["pdq"]["worker"])
+        time.sleep(0.05)
+    return round(time.perf_counter() - t0, 2)
+
+
+def child_pids(pid: int) -> list[int]:
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
 
 
 def rss_mib(pid: int) -> Optional[float]:
@@ -265,20 +309,21 @@ def run(ctx: harness.Context) -> None:
         ctx.check("a query near a banked hash matches", bool(expect_hit), answer=expect_hit)
         pool = stack.enter_context(multiprocessing.get_context("fork").Pool(LOAD_PROCESSES))
         load(pool, a.url, paths[:64], 8, 0.5)  # warm-up
-        levels = {}
-        for clients in CLIENT_LEVELS:
-            both = interleaved_load(pool, a.url, {"lookup": paths, "status_live": ["/status/live"]}, clients,
-                                    seconds, rounds)
-            lookups, live = both["lookup"], both["status_live"]
-            target = min(4000.0, 0.8 * live["per_s"])
-            levels[clients] = {"lookup": lookups, "status_live": live, "target_per_s": round(target, 1),
-                               "met": lookups["per_s"] >= target}
-            ctx.note(f"{clients} clients: {lookups['per_s']:,.0f} lookups/s (p50 {lookups['p50_ms']} ms, p99 "
-                     f"{lookups['p99_ms']} ms); /status/live {live['per_s']:,.0f}/s; target {target:,.0f}/s "
-                     f"{'met' if lookups['per_s'] >= target else 'missed'}")
+        levels = measure_levels(ctx, pool, a.url, paths, seconds, rounds, "1 worker")
         ctx.config["load"] = levels
-        ctx.check("no lookup failed", all(v["lookup"]["errors"] == 0 for v in levels.values()))
         ctx.config["rss_mib"] = {"matcher A after load": rss_mib(a.proc.pid)}
+
+        # ---- the same with --workers (one process per core, each with its own index) --------
+        w = stack.enter_context(contextlib.closing(matcher_helpers.start_matcher(
+            str(bank_path), "--backend", backend, "--workers", str(WORKERS))))
+        ctx.config["workers"] = WORKERS
+        ctx.config["workers_tables_seconds"] = wait_for_tables_on_workers(w.url, WORKERS)
+        load(pool, w.url, paths[:64], 8, 0.5)  # warm-up
+        ctx.config["load_workers"] = measure_levels(ctx, pool, w.url, paths, seconds, rounds, f"{WORKERS} workers")
+        ctx.config["rss_mib"][f"matcher with {WORKERS} workers, per worker"] = [rss_mib(p) for p in child_pids(w.proc.pid)]
+        w.close()
+        ctx.check("no lookup failed", all(v["lookup"]["errors"] == 0 for cfg in ("load", "load_workers")
+                                          for v in ctx.config[cfg].values()))
 
         # ---- delete to no match, seen by a second matcher process -------------------------------
         t0 = time.perf_counter()
@@ -315,16 +360,19 @@ def run(ctx: harness.Context) -> None:
         ctx.note(f"matcher start (spawn to /status 200): {ctx.config['matcher_start']}")
 
 
-def wait_for_tables(client) -> Optional[float]:
+def wait_for_tables(client, once: bool = False) -> Optional[float]:
     """Until the matcher's multi-index tables hold the whole bank (after a start they are built
-    in the background while the scan answers): seconds waited, None for a backend without."""
+    in the background while the scan answers): seconds waited, None for a backend without
+    (``once``: one look; None also when they are not complete yet)."""
     t0 = time.perf_counter()
     while True:
         status = client.get("/m/index/status").json()["pdq"]
         if "backend_building" not in status:
-            return None
+            return 0.0 if once else None
         if not status["backend_building"] and (status["backend_indexed_rows"] or status["size"] < AUTO_MIN_ROWS):
             return round(time.perf_counter() - t0, 2)
+        if once:
+            return None
         time.sleep(0.1)
 
 

@@ -22,7 +22,7 @@ from typing import Optional
 #: Cheap argon2 for tests (time 1, 8 KiB); production default is 3,65536.
 TEST_PIN_COST = "1,8"
 _ADDRESS = re.compile(r"^ncii-hash hub: serving (http://\S+) \(partner API at (http://\S+)\)$")
-_MATCHER_ADDRESS = re.compile(r"^ncii-hash matcher: serving (http://\S+) \(HMA 2.0 API\)$")
+_MATCHER_ADDRESS = re.compile(r"^ncii-hash matcher: serving (http://\S+) \(HMA 2.0 API\)( with \d+ worker processes)?$")
 STARTUP_SECONDS = 30
 
 

@@ -10,6 +10,8 @@ SHA-256) -- on loopback too with ``--require-keys`` (a reverse proxy on the same
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import os
 import sys
 
 from .usage import EXIT_OK, EXIT_SOME_FAILED, UsageError
@@ -36,8 +38,12 @@ def add_matcher_parser(sub: "argparse._SubParsersAction") -> None:
                    help="a postgresql:// bank: keep the index snapshot in DIR (created owner-only), so a restart "
                         "loads it plus the log tail instead of reading the whole table (bank files keep theirs "
                         "next to the file)")
+    x.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="worker processes on the port, each with its own index (default 1; one per core for the most "
+                        "lookups per second, at one index's memory each; they follow each other's writes as "
+                        "separate matchers do)")
     x.add_argument("--threads", type=int, default=0, metavar="N",
-                   help="threads per batch of lookups (default 0: all cores; 1 when several matchers share the cores)")
+                   help="threads per batch of lookups (default 0: the cores divided among the workers)")
     for name, text in (("add-key", "create an API key; prints it once"), ("remove-key", "remove an API key")):
         x = hsub.add_parser(name, help=text, epilog=f"example: ncii-hash matcher {name} bank.db moderation-tool")
         x.add_argument("bank")
@@ -65,13 +71,19 @@ def cmd_matcher(args: argparse.Namespace) -> int:
             raise UsageError("--poll must be positive")
         if args.threads < 0:
             raise UsageError("--threads must be 0 (all cores) or more")
+        if not 1 <= args.workers <= 64:
+            raise UsageError("--workers must be between 1 and 64")
+        if args.workers > 1 and not hasattr(os, "fork"):
+            raise UsageError("--workers above 1 needs a system with fork() (Linux, macOS)")
+        threads = args.threads or (max(1, (os.cpu_count() or 1) // args.workers) if args.workers > 1 else 0)
         open_database(args.bank, create=False).close()  # a missing or foreign bank is a usage error now
         loopback = is_loopback_host(args.host)
         settings = MatcherSettings(backend=backend, poll_seconds=args.poll, require_key_for_writes=args.require_keys or not loopback,
                                    require_key_for_matching=args.keys_for_matching, fetch_allow=tuple(args.fetch_allow),
-                                   threads=args.threads, snapshot_dir=args.snapshot_dir)
+                                   threads=threads, snapshot_dir=args.snapshot_dir)
         try:
-            serve(Matcher(args.bank, settings), host=args.host, port=args.port)
+            serve(lambda worker: Matcher(args.bank, dataclasses.replace(settings, worker=worker)), host=args.host,
+                  port=args.port, workers=args.workers)
         except OSError as exc:
             raise UsageError(f"cannot listen on {args.host}:{args.port} ({exc.strerror or exc})") from None
         return EXIT_OK

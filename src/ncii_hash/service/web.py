@@ -5,7 +5,8 @@ line per request, the request-body limit, and running an app on uvicorn.
   and query strings carry case numbers, content ids and hashes) and never the client address.
 * :class:`BodyLimit` -- 413 before a byte too many is read (``limit_for(path)`` bytes).
 * :func:`serve_app` -- bind first (127.0.0.1 unless told otherwise), print the address line
-  once, then serve with uvicorn's own access log off.
+  once, then serve with uvicorn's own access log off; with ``workers`` > 1 from that many
+  forked processes on the same port (:mod:`ncii_hash.service.workers`).
 """
 
 from __future__ import annotations
@@ -84,14 +85,17 @@ class RequestLog:
                           (time.perf_counter() - started) * 1000)
 
 
-def listening_socket(host: str, port: int) -> tuple[socket.socket, str]:
-    """A bound, listening TCP socket and its ``http://host:port`` address."""
+def listening_socket(host: str, port: int, *, reuse_port: bool = False) -> tuple[socket.socket, str]:
+    """A bound, listening TCP socket and its ``http://host:port`` address (``reuse_port``: bound
+    with SO_REUSEPORT, so several sockets can share the address and its connections)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # proto=IPPROTO_TCP: asyncio sets TCP_NODELAY on accepted connections only when the listening
     # socket says it is TCP; without it every answer on a reused connection waits ~40 ms (Nagle).
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host, port))
         sock.listen(2048)
     except BaseException:
@@ -102,25 +106,62 @@ def listening_socket(host: str, port: int) -> tuple[socket.socket, str]:
     return sock, f"http://{shown}:{bound_port}"
 
 
-def serve_app(make_app: Callable[[], Any], *, host: str, port: int, banner: Callable[[str], str],
-              loggers: Sequence[str], out: TextIO = sys.stdout) -> None:
-    """Serve ``make_app()`` until interrupted. The socket is bound before ``banner(address)``
-    is printed, so a client that read the line can connect at once."""
+def serve_app(make_app: Callable[[int], Any], *, host: str, port: int, banner: Callable[[str], str],
+              loggers: Sequence[str], out: TextIO = sys.stdout, workers: int = 1) -> None:
+    """Serve ``make_app(worker)`` until interrupted. The socket is bound before ``banner(address)``
+    is printed, so a client that read the line can connect at once. ``workers`` > 1: that many
+    forked worker processes on the same port, each with its own ``make_app(index)``, none made
+    in this (the supervising) process."""
+    if workers < 1:
+        raise ValueError("workers must be at least 1")
+    if workers == 1:
+        sock, address = listening_socket(host, port)
+        configure_logging(loggers)
+        print(banner(address), file=out, flush=True)
+        _run_uvicorn(make_app(0), sock)
+        return
+    from .workers import WorkerPool, reuse_port_supported
+
+    shared = not reuse_port_supported()
+    sockets: list[socket.socket] = []
+    try:
+        first, address = listening_socket(host, port, reuse_port=not shared)
+        sockets.append(first)
+        bound_port = first.getsockname()[1]
+        for _ in range(workers - 1):
+            sockets.append(first if shared else listening_socket(host, bound_port, reuse_port=True)[0])
+    except BaseException:
+        for s in sockets:
+            s.close()
+        raise
+    configure_logging(list(loggers) + ["ncii_hash.workers"])
+    print(banner(address) + f" with {workers} worker processes", file=out, flush=True)
+
+    def worker(index: int, sock: socket.socket) -> None:
+        configure_logging(loggers, tag=f"worker {index}")
+        _run_uvicorn(make_app(index), sock)
+
+    try:
+        WorkerPool(sockets, worker).run()
+    finally:
+        for s in set(sockets):
+            s.close()
+
+
+def _run_uvicorn(app: Any, sock: socket.socket) -> None:
     import uvicorn
 
-    sock, address = listening_socket(host, port)
-    configure_logging(loggers)
-    app = make_app()
     config = uvicorn.Config(app, access_log=False, log_config=None, log_level="warning",
                             server_header=False, proxy_headers=False)
-    print(banner(address), file=out, flush=True)
     uvicorn.Server(config).run(sockets=[sock])
 
 
-def configure_logging(loggers: Sequence[str]) -> None:
-    """The services' lines (and uvicorn's warnings) to stderr, in one plain format."""
+def configure_logging(loggers: Sequence[str], tag: str = "") -> None:
+    """The services' lines (and uvicorn's warnings) to stderr, in one plain format (``tag``,
+    e.g. a worker's number, after the logger's name)."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    name = f"%(name)s[{tag}]" if tag else "%(name)s"
+    handler.setFormatter(logging.Formatter(f"%(asctime)s {name} %(levelname)s %(message)s"))
     levels = [(name, logging.INFO) for name in loggers]
     for name, level in levels + [("uvicorn", logging.WARNING), ("uvicorn.error", logging.WARNING)]:
         logger = logging.getLogger(name)

@@ -70,6 +70,8 @@ class MatcherSettings:
     threads: int = 0  #: kernel threads per call (0 = all cores)
     #: a PostgreSQL bank's index snapshots on this host (None: built from the table at start)
     snapshot_dir: Optional[str] = None
+    #: this matcher's worker number when several processes serve one port (``--workers``)
+    worker: int = 0
 
 
 class Matcher:
@@ -209,11 +211,11 @@ class Matcher:
     def index_status(self) -> dict:
         bank, follower = self.bank, self.follower
         if bank is None or follower is None:
-            return {"present": False, "built_to": -1, "size": 0}
+            return {"present": False, "built_to": -1, "size": 0, "worker": self.settings.worker}
         tables = bank.index_backend_stats()  # multi-index: rows in its tables, rebuilding or not
         return {"present": True, "built_to": int(follower.last_ok), "size": bank.index_size,
                 "change_seq": follower.seq, "backend": self.settings.backend, "source": bank.index_source,
                 **({"backend_indexed_rows": tables["indexed_rows"], "backend_building": tables["building"]}
                    if "indexed_rows" in tables else {}),
                 **({f"lookup_{k}": v for k, v in self.batcher.stats().items()} if self.batcher else {}),
-                "catalog_reads": self.resolver.fetches if self.resolver else 0}
+                "catalog_reads": self.resolver.fetches if self.resolver else 0, "worker": self.settings.worker}

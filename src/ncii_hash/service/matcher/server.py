@@ -1,11 +1,12 @@
 """Running the matcher on uvicorn (:func:`ncii_hash.service.web.serve_app`): bind first, print
 the address once, open the bank in the background (``/status`` is 503 until the index is
-ready), serve with uvicorn's access log off."""
+ready), serve with uvicorn's access log off -- from one process, or from ``workers`` forked
+processes on the same port, each with its own :class:`Matcher` (``make_matcher(index)``)."""
 
 from __future__ import annotations
 
 import sys
-from typing import TextIO
+from typing import Callable, TextIO
 
 from ..web import serve_app
 from .app import create_matcher_app
@@ -18,7 +19,9 @@ from .matcher import Matcher
 SWITCH_INTERVAL = 0.0002
 
 
-def serve(matcher: Matcher, *, host: str = "127.0.0.1", port: int = 8000, out: TextIO = sys.stdout) -> None:
+def serve(make_matcher: Callable[[int], Matcher], *, host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
+          out: TextIO = sys.stdout) -> None:
     sys.setswitchinterval(SWITCH_INTERVAL)
-    serve_app(lambda: create_matcher_app(matcher), host=host, port=port, loggers=["ncii_hash.matcher"], out=out,
+    serve_app(lambda worker: create_matcher_app(make_matcher(worker)), host=host, port=port,
+              loggers=["ncii_hash.matcher"], out=out, workers=workers,
               banner=lambda address: f"ncii-hash matcher: serving {address} (HMA 2.0 API)")
