@@ -130,3 +130,48 @@ def test_the_resolver_follows_the_index_and_the_catalog_of_every_process(bank_wi
     finally:
         a.close()
         b.close()
+
+
+def test_the_request_log_summarizes_hot_routes_each_second_and_logs_other_requests_one_by_one(caplog):
+    """Lookups and health checks: one line per method, route and status per interval, with the
+    count; any other route: one line per request. Neither names a path's values."""
+    import logging
+
+    from ncii_hash.service.web import RequestLog
+
+    async def app(scope, receive, send):
+        status = 404 if scope["path"].endswith("missing") else 200
+        await send({"type": "http.response.start", "status": status, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    class Route:
+        def __init__(self, path):
+            self.path = path
+
+    async def routed(scope, receive, send):
+        scope["route"] = Route("/m/lookup" if scope["path"].startswith("/m/lookup") else "/c/bank/{bank_name}")
+        await app(scope, receive, send)
+
+    log = logging.getLogger("test.requestlog")
+    wrapped = RequestLog(routed, log=log, summarized=frozenset({"/m/lookup"}), every_seconds=0.05)
+
+    async def drive():
+        async def receive():
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message):
+            pass
+
+        for path in ["/m/lookup"] * 7 + ["/m/lookupmissing"] * 2 + ["/c/bank/SECRET_BANK"] * 3:
+            await wrapped({"type": "http", "method": "GET", "path": path}, receive, send)
+        await asyncio.sleep(0.2)  # the summary's timer fires on the loop
+
+    with caplog.at_level(logging.INFO, logger="test.requestlog"):
+        asyncio.run(drive())
+    lines = [r.getMessage() for r in caplog.records if r.name == "test.requestlog"]
+    assert len([m for m in lines if m.startswith("GET /c/bank/{bank_name} 200 ")]) == 3
+    summaries = [m for m in lines if m.startswith("GET /m/lookup ")]
+    assert len(summaries) == 2, lines
+    assert any(m.startswith("GET /m/lookup 200 x7 ") for m in summaries)
+    assert any(m.startswith("GET /m/lookup 404 x2 ") for m in summaries)
+    assert not any("SECRET_BANK" in m for m in lines)

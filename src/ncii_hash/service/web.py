@@ -11,11 +11,12 @@ line per request, the request-body limit, and running an app on uvicorn.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 import sys
 import time
-from typing import Any, Callable, Sequence, TextIO
+from typing import Any, Callable, Optional, Sequence, TextIO
 
 from fastapi import HTTPException
 from fastapi.responses import JSONResponse
@@ -58,11 +59,23 @@ class BodyLimit:
 
 
 class RequestLog:
-    """One line per request on ``log``: method, route template (never the path), status, ms."""
+    """One line per request on ``log``: method, route template (never the path), status, ms.
 
-    def __init__(self, app: Any, log: logging.Logger):
+    Routes in ``summarized`` (a matcher's lookups and health checks, thousands a second) get one
+    line per second instead for each method, template and status seen in it: the count, the
+    median and the slowest. A log line costs ~25 us of the event loop's time (a record, a
+    formatted time, a write to stderr): at those rates, one line each would cost a lookup about
+    a tenth of its CPU and fill the log with nothing a reader could tell apart.
+    """
+
+    def __init__(self, app: Any, log: logging.Logger, summarized: frozenset[str] = frozenset(),
+                 every_seconds: float = 1.0):
         self.app = app
         self.log = log
+        self.summarized = summarized
+        self.every_seconds = every_seconds
+        self._tally: dict[tuple[str, str, int], list[float]] = {}
+        self._flush_at: Optional[asyncio.TimerHandle] = None
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -81,8 +94,25 @@ class RequestLog:
         finally:
             route = scope.get("route")
             template = getattr(route, "path", None) or "(no route)"
-            self.log.info("%s %s %d %.1fms", scope.get("method", "-"), template, status[0],
-                          (time.perf_counter() - started) * 1000)
+            ms = (time.perf_counter() - started) * 1000
+            if template in self.summarized:
+                self._count(scope.get("method", "-"), template, status[0], ms)
+            else:
+                self.log.info("%s %s %d %.1fms", scope.get("method", "-"), template, status[0], ms)
+
+    def _count(self, method: str, template: str, status: int, ms: float) -> None:
+        self._tally.setdefault((method, template, status), []).append(ms)
+        if self._flush_at is None:
+            self._flush_at = asyncio.get_running_loop().call_later(self.every_seconds, self.flush)
+
+    def flush(self) -> None:
+        """Write the summary lines of what was counted since the last ones."""
+        self._flush_at = None
+        tally, self._tally = self._tally, {}
+        for (method, template, status), times in sorted(tally.items()):
+            times.sort()
+            self.log.info("%s %s %d x%d in %.0fs (median %.1fms, slowest %.1fms)", method, template, status,
+                          len(times), self.every_seconds, times[len(times) // 2], times[-1])
 
 
 def listening_socket(host: str, port: int, *, reuse_port: bool = False) -> tuple[socket.socket, str]:

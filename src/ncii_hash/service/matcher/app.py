@@ -5,7 +5,8 @@ matcher and the API keys; the matcher and its catalog know nothing of HTTP. Ever
 HMA's ``{"message": text}`` with its status (HMA answers a malformed request with 400, a
 missing required parameter with 422); a store that cannot be reached is 503 + Retry-After.
 The request log and body limit are the services' shared ones (:mod:`ncii_hash.service.web`):
-one line per request with the route *template*, never a path, hash or content id.
+one line per request with the route *template*, never a path, hash or content id (for the hot
+routes, one line per second with the count).
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ def create_matcher_app(matcher: Matcher) -> RequestLog:
                        limit_for=lambda path: upload if path in UPLOAD_PATHS or path.endswith("/content") else JSON_LIMIT)
     # Outside the FastAPI app, so a hot route skips its per-request work (routing, telemetry
     # checks, the middleware stack) as well; the request log sees every request.
-    return RequestLog(HotRoutes(app, app, HOT_ROUTES), log=log)
+    return RequestLog(HotRoutes(app, app, HOT_ROUTES), log=log, summarized=frozenset(path for _, path in HOT_ROUTES))
 
 
 UPLOAD_PATHS = ("/h/hash", "/m/lookup")
