@@ -1,7 +1,8 @@
 """``matcher serve --workers N``: N forked processes on one port, each with its own index.
 
 A real server process on 127.0.0.1 with two workers, on both stores: connections reach both
-workers; a write through one worker reaches the other's index within 1 s (add, then delete);
+workers; a write through one worker (add, delete, a bank's settings) is in the other's next
+lookup (the pool's write board), a write from outside the pool arrives by the change log;
 a worker killed with SIGKILL is started again by the supervisor and serves the current bank;
 SIGTERM to the parent stops every worker. The supervisor's own rules (restart pauses, stop)
 are checked on a pool of trivial workers.
@@ -19,6 +20,7 @@ import httpx
 import pytest
 
 from matcher_helpers import init_bank, random_hex, start_matcher, until
+from ncii_hash.bank import HashBank
 from ncii_hash.service.web import listening_socket
 from ncii_hash.service.workers import MAX_PAUSE_SECONDS, WorkerPool, next_pause
 
@@ -63,7 +65,7 @@ def test_two_workers_serve_one_port_follow_each_other_and_survive_a_kill(store):
 
     init_bank(store)
     rng = np.random.default_rng(171)
-    server = start_matcher(store, "--workers", "2")
+    server = start_matcher(store, "--workers", "2", "--poll", "5")
     try:
         assert server.proc is not None
         parent = server.proc.pid
@@ -71,18 +73,30 @@ def test_two_workers_serve_one_port_follow_each_other_and_survive_a_kill(store):
         clients = client_per_worker(server.url, 2)
         w0, w1 = clients[0], clients[1]
 
-        # a write through worker 0 reaches worker 1's index; a delete through worker 1 leaves worker 0's
+        # a write through one worker is in the other's next lookup: the pool's write board (the
+        # poll is 30 s here, so on SQLite nothing else could have told worker 1 in time)
         assert w0.post("/c/banks", json={"name": "WORKERS"}).status_code == 201
         value = random_hex(rng)
         cid = w0.post("/c/bank/WORKERS/signal", json={"pdq": value}).json()["id"]
-        assert raw(w0, value) == [cid]  # its own write, at once
-        assert until(lambda: raw(w1, value) == [cid]), "worker 1 never saw worker 0's write"
+        assert raw(w0, value) == [cid]
+        assert raw(w1, value) == [cid], "worker 1 did not see worker 0's write"
         assert w1.get("/c/bank/WORKERS").status_code == 200  # the catalog is the store's, shared
         kept = random_hex(rng)
         kept_id = w1.post("/c/bank/WORKERS/signal", json={"pdq": kept}).json()["id"]
         assert w1.delete(f"/c/bank/WORKERS/content/{cid}").json()["deleted"] == 1
-        assert until(lambda: raw(w0, value) == []), "a deleted item still matches on the other worker"
-        assert until(lambda: raw(w0, kept) == [kept_id])
+        assert raw(w0, value) == [], "a deleted item still matches on the other worker"
+        assert raw(w0, kept) == [kept_id]
+        # a catalog write (the bank's ratio to 0) reaches the other worker's next lookup too
+        assert w0.put("/c/bank/WORKERS", json={"enabled_ratio": 0.0}).status_code == 200
+        assert w1.get("/m/lookup", params={"signal_type": "pdq", "signal": kept}).json() == {}
+        # a write from outside the pool (another process) still arrives by the change log
+        writer = HashBank(store, create=False)
+        try:
+            outside = random_hex(rng)
+            writer.add_case(np.frombuffer(bytes.fromhex(outside), np.uint8).reshape(1, 32))
+        finally:
+            writer.close()
+        assert until(lambda: len(raw(w0, outside)) == 1 and len(raw(w1, outside)) == 1, deadline=10)
 
         # kill -9 one worker: the supervisor starts it again, and it serves the current bank
         for c in clients.values():
@@ -92,7 +106,7 @@ def test_two_workers_serve_one_port_follow_each_other_and_survive_a_kill(store):
         assert until(lambda: victim not in children(parent) and len(children(parent)) == 2, deadline=20)
         clients = client_per_worker(server.url, 2)
         for c in clients.values():
-            assert until(lambda c=c: raw(c, kept) == [kept_id] and raw(c, value) == [])
+            assert raw(c, kept) == [kept_id] and raw(c, value) == [] and len(raw(c, outside)) == 1
             c.close()
         assert "exited with signal SIGKILL; starting it again" in server.output()
 

@@ -82,8 +82,9 @@ def cmd_matcher(args: argparse.Namespace) -> int:
                                    require_key_for_matching=args.keys_for_matching, fetch_allow=tuple(args.fetch_allow),
                                    threads=threads, snapshot_dir=args.snapshot_dir)
         try:
-            serve(lambda worker: Matcher(args.bank, dataclasses.replace(settings, worker=worker)), host=args.host,
-                  port=args.port, workers=args.workers)
+            serve(lambda worker: Matcher(args.bank, dataclasses.replace(settings, worker=worker.index),
+                                         board=worker.board),
+                  host=args.host, port=args.port, workers=args.workers)
         except OSError as exc:
             raise UsageError(f"cannot listen on {args.host}:{args.port} ({exc.strerror or exc})") from None
         return EXIT_OK

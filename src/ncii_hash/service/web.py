@@ -21,6 +21,8 @@ from typing import Any, Callable, Optional, Sequence, TextIO
 from fastapi import HTTPException
 from fastapi.responses import JSONResponse
 
+from .workers import Worker, WorkerPool, WriteBoard, reuse_port_supported
+
 
 class BodyTooLarge(HTTPException):
     def __init__(self, limit: int):
@@ -136,21 +138,20 @@ def listening_socket(host: str, port: int, *, reuse_port: bool = False) -> tuple
     return sock, f"http://{shown}:{bound_port}"
 
 
-def serve_app(make_app: Callable[[int], Any], *, host: str, port: int, banner: Callable[[str], str],
+def serve_app(make_app: Callable[[Worker], Any], *, host: str, port: int, banner: Callable[[str], str],
               loggers: Sequence[str], out: TextIO = sys.stdout, workers: int = 1) -> None:
     """Serve ``make_app(worker)`` until interrupted. The socket is bound before ``banner(address)``
     is printed, so a client that read the line can connect at once. ``workers`` > 1: that many
-    forked worker processes on the same port, each with its own ``make_app(index)``, none made
-    in this (the supervising) process."""
+    forked worker processes on the same port, each with its own ``make_app(Worker(index,
+    board))`` (the board shared by all), none made in this (the supervising) process."""
     if workers < 1:
         raise ValueError("workers must be at least 1")
     if workers == 1:
         sock, address = listening_socket(host, port)
         configure_logging(loggers)
         print(banner(address), file=out, flush=True)
-        _run_uvicorn(make_app(0), sock)
+        _run_uvicorn(make_app(Worker()), sock)
         return
-    from .workers import WorkerPool, reuse_port_supported
 
     shared = not reuse_port_supported()
     sockets: list[socket.socket] = []
@@ -166,10 +167,11 @@ def serve_app(make_app: Callable[[int], Any], *, host: str, port: int, banner: C
         raise
     configure_logging(list(loggers) + ["ncii_hash.workers"])
     print(banner(address) + f" with {workers} worker processes", file=out, flush=True)
+    board = WriteBoard(workers)
 
     def worker(index: int, sock: socket.socket) -> None:
         configure_logging(loggers, tag=f"worker {index}")
-        _run_uvicorn(make_app(index), sock)
+        _run_uvicorn(make_app(Worker(index, board)), sock)
 
     try:
         WorkerPool(sockets, worker).run()

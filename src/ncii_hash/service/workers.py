@@ -22,12 +22,15 @@ terminal's Ctrl-C reaches the parent alone and each worker gets exactly one stop
 from __future__ import annotations
 
 import logging
+import mmap
 import multiprocessing
 import multiprocessing.connection
 import os
 import signal
 import socket
+import threading
 import time
+from dataclasses import dataclass
 from typing import Any, Callable, Optional, Sequence
 
 log = logging.getLogger("ncii_hash.workers")
@@ -35,6 +38,39 @@ log = logging.getLogger("ncii_hash.workers")
 #: a worker that dies sooner than this after its start counts as dying young
 YOUNG_SECONDS = 10.0
 MAX_PAUSE_SECONDS = 30.0
+
+
+class WriteBoard:
+    """How many writes each worker made, in memory every worker shares (an anonymous shared
+    mapping made before they fork): one 8-byte counter per worker, written only by its worker.
+
+    A worker counts each write it commits; before searching, a worker whose sum of counters
+    moved applies the change log first. So a lookup that starts after another worker answered a
+    write sees it, as with one process -- without waiting for the poll (SQLite) or the
+    notification (PostgreSQL), which remain for writers outside the pool (``bank sync``, other
+    machines).
+    """
+
+    def __init__(self, workers: int):
+        self._map = mmap.mmap(-1, 8 * max(1, workers))  # MAP_SHARED | MAP_ANONYMOUS on POSIX
+        self._slots = memoryview(self._map).cast("Q")
+        self._lock = threading.Lock()  # this worker's threads; other workers write other slots
+
+    def bump(self, worker: int) -> None:
+        with self._lock:
+            self._slots[worker] += 1
+
+    def version(self) -> int:
+        """Moves whenever any worker counted a write (the counters only grow)."""
+        return sum(self._slots)
+
+
+@dataclass(frozen=True)
+class Worker:
+    """What one worker's app is told: its number, and the pool's write board (None alone)."""
+
+    index: int = 0
+    board: Optional[WriteBoard] = None
 
 
 def reuse_port_supported() -> bool:

@@ -17,5 +17,5 @@ def serve(store: HubStore, settings: HubSettings, *, host: str = "127.0.0.1", po
           out: TextIO = sys.stdout) -> None:
     """Serve until interrupted. The listening socket is bound before the address line is
     printed, so a client that read the line can connect at once."""
-    serve_app(lambda worker: create_hub_app(store, settings), host=host, port=port, loggers=["ncii_hash.hub"], out=out,
+    serve_app(lambda _worker: create_hub_app(store, settings), host=host, port=port, loggers=["ncii_hash.hub"], out=out,
               banner=lambda address: f"ncii-hash hub: serving {address} (partner API at {address}/v1)")

@@ -30,6 +30,7 @@ from ...bank.store import open_database
 from ...hashes import PDQ_MATCH_THRESHOLD
 from ...index import DEFAULT_BACKEND
 from ..access import StoreAccess
+from ..workers import WriteBoard
 from .batcher import LookupBatcher
 from .catalog import BankCatalog
 from .follower import ChangeFollower
@@ -75,9 +76,13 @@ class MatcherSettings:
 
 
 class Matcher:
-    def __init__(self, target: str, settings: MatcherSettings = MatcherSettings()):
+    def __init__(self, target: str, settings: MatcherSettings = MatcherSettings(), *,
+                 board: Optional[WriteBoard] = None):
         self.target = target
         self.settings = settings
+        #: the worker pool's count of writes (``--workers``): moved -> apply the log before searching
+        self.board = board
+        self._board_seen = board.version() if board is not None else 0
         self.fetcher = UrlFetcher(settings.fetch_allow, max_bytes=settings.max_fetch_bytes)
         self.bank: Optional[HashBank] = None
         self.catalog: Optional[BankCatalog] = None
@@ -101,7 +106,7 @@ class Matcher:
             access = StoreAccess(open_database(self.target, create=False))
             self.catalog, self.keys = BankCatalog(access), ApiKeys(access)
             self.resolver = HitResolver(self.catalog)
-            self.catalog.on_write = self.resolver.invalidate  # this process's catalog writes, at once
+            self.catalog.on_write = self._wrote  # this process's catalog writes, at once
             bank = HashBank(self.target, create=False, backend=self.settings.backend,
                             snapshot_dir=self.settings.snapshot_dir)
             with self._lock:
@@ -163,8 +168,21 @@ class Matcher:
         self.resolver.follow(seq)
         return seq
 
+    def _wrote(self) -> None:
+        """After each write this process committed: drop the resolver's cache; tell the other
+        workers (they apply the log before their next search)."""
+        assert self.resolver is not None
+        self.resolver.invalidate()
+        if self.board is not None:
+            self.board.bump(self.settings.worker)
+
     def _search(self, queries: np.ndarray, radius: int, dihedral: bool) -> list[list[Hit]]:
         assert self.bank is not None and self.resolver is not None
+        if self.board is not None:  # another worker wrote since: its write first, then the search
+            version = self.board.version()
+            if version != self._board_seen:
+                self._follow()
+                self._board_seen = version
         # The index's answer (one query row on one thread: more would only cost their start),
         # resolved to content ids, banks and settings by the resolver's cache.
         threads = self.settings.threads or (1 if len(queries) == 1 else 0)
@@ -192,8 +210,7 @@ class Matcher:
         case_id = "hma." + secrets.token_hex(12)
         self.catalog.assign(case_id, bank_name)  # first: a crash after it leaves a row without a case
         self.bank.add_case(codes, None if quality is None else [quality], allow_low_quality=True, case_id=case_id)
-        assert self.resolver is not None
-        self.resolver.invalidate()
+        self._wrote()
         cid = self.catalog.content_id_of(case_id)
         assert cid is not None
         return cid
@@ -205,8 +222,7 @@ class Matcher:
         except KeyError:
             return 0
         finally:
-            assert self.resolver is not None
-            self.resolver.invalidate()
+            self._wrote()
 
     def index_status(self) -> dict:
         bank, follower = self.bank, self.follower

@@ -1,7 +1,7 @@
 """Running the matcher on uvicorn (:func:`ncii_hash.service.web.serve_app`): bind first, print
 the address once, open the bank in the background (``/status`` is 503 until the index is
 ready), serve with uvicorn's access log off -- from one process, or from ``workers`` forked
-processes on the same port, each with its own :class:`Matcher` (``make_matcher(index)``)."""
+processes on the same port, each with its own :class:`Matcher` (``make_matcher(worker)``)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import sys
 from typing import Callable, TextIO
 
 from ..web import serve_app
+from ..workers import Worker
 from .app import create_matcher_app
 from .matcher import Matcher
 
@@ -19,7 +20,7 @@ from .matcher import Matcher
 SWITCH_INTERVAL = 0.0002
 
 
-def serve(make_matcher: Callable[[int], Matcher], *, host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
+def serve(make_matcher: Callable[[Worker], Matcher], *, host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
           out: TextIO = sys.stdout) -> None:
     sys.setswitchinterval(SWITCH_INTERVAL)
     serve_app(lambda worker: create_matcher_app(make_matcher(worker)), host=host, port=port,
