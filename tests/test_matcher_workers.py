@@ -166,3 +166,24 @@ def test_the_pool_restarts_dead_workers_on_their_own_socket_and_stops_the_rest()
     assert starts.count(f"1:{port}") == 1
     assert starts.count(f"0:{port}") >= 2 and pool.restarts == starts.count(f"0:{port}") - 1
     assert pool.pids() == [None, None]  # every worker stopped (worker 1 by SIGTERM)
+
+
+def test_workers_stop_when_the_supervisor_is_killed(tmp_path):
+    """kill -9 of the parent: no orphaned worker keeps the port (Linux: parent-death signal)."""
+    if os.uname().sysname != "Linux":
+        pytest.skip("the parent-death signal is Linux's")
+    bank = str(tmp_path / "bank.db")
+    init_bank(bank)
+    server = start_matcher(bank, "--workers", "2")
+    try:
+        assert server.proc is not None
+        parent = server.proc.pid
+        assert until(lambda: len(children(parent)) == 2)
+        workers = children(parent)
+        server.kill()
+        for pid in workers:
+            assert until(lambda pid=pid: not os.path.exists(f"/proc/{pid}") or _zombie(pid), deadline=20), pid
+        with pytest.raises(httpx.TransportError):
+            httpx.get(server.url + "/status/live", timeout=5)
+    finally:
+        server.close()

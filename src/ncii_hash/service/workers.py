@@ -16,7 +16,8 @@ The parent only supervises: a worker that dies (a crash, ``kill -9``) is started
 socket, after a pause that doubles while it keeps dying young; SIGTERM or SIGINT to the parent
 stops every worker gracefully (each closes its app: the matcher saves its snapshot), then
 kills what has not stopped after ``stop_seconds``. Workers run in their own process group, so a
-terminal's Ctrl-C reaches the parent alone and each worker gets exactly one stop signal.
+terminal's Ctrl-C reaches the parent alone and each worker gets exactly one stop signal; on
+Linux a worker is also stopped when the parent dies, even by ``kill -9``.
 """
 
 from __future__ import annotations
@@ -178,12 +179,30 @@ def next_pause(previous: float, lived_seconds: float) -> float:
 
 def _worker_main(target: Callable[[int, socket.socket], None], index: int, sock: socket.socket,
                  others: list[socket.socket]) -> None:
+    parent = os.getppid()
     os.setpgrp()  # the terminal's Ctrl-C goes to the parent, which stops each worker once
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, signal.SIG_DFL)
+    _stop_with_parent(parent)
     for other in others:  # the other workers' sockets stay with them (and the parent)
         other.close()
     target(index, sock)
+
+
+def _stop_with_parent(parent: int) -> None:
+    """Linux: SIGTERM this worker when its supervisor dies, however it died (``kill -9``
+    included), so no orphan keeps serving the port; elsewhere the supervisor's stop does it."""
+    if os.uname().sysname != "Linux":
+        return
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the supervisor died before the request took effect
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _signal(pid: Optional[int], sig: int) -> None:
