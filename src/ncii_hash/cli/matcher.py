@@ -40,8 +40,8 @@ def add_matcher_parser(sub: "argparse._SubParsersAction") -> None:
                         "next to the file)")
     x.add_argument("--workers", type=int, default=1, metavar="N",
                    help="worker processes on the port, each with its own index (default 1; one per core for the most "
-                        "lookups per second, at one index's memory each; they follow each other's writes as "
-                        "separate matchers do)")
+                        "lookups per second, at one index's memory each; a write through any worker is in "
+                        "every worker's next lookup)")
     x.add_argument("--threads", type=int, default=0, metavar="N",
                    help="threads per batch of lookups (default 0: the cores divided among the workers)")
     for name, text in (("add-key", "create an API key; prints it once"), ("remove-key", "remove an API key")):

@@ -181,8 +181,11 @@ class Matcher:
         if self.board is not None:  # another worker wrote since: its write first, then the search
             version = self.board.version()
             if version != self._board_seen:
-                self._follow()
-                self._board_seen = version
+                try:
+                    self._follow()
+                    self._board_seen = version
+                except Exception:  # noqa: BLE001 - the store is away: search what the index holds; retried next time
+                    log.warning("could not apply the change log before a lookup (store unavailable?)")
         # The index's answer (one query row on one thread: more would only cost their start),
         # resolved to content ids, banks and settings by the resolver's cache.
         threads = self.settings.threads or (1 if len(queries) == 1 else 0)
