@@ -156,7 +156,8 @@ def interleaved_load(pool, url: str, workloads: dict[str, list[str]], clients: i
 
 def measure_levels(ctx: harness.Context, pool, url: str, paths: list[str], seconds: float, rounds: int,
                    label: str) -> dict:
-    """Lookups against the empty route at each client level, with the target of each."""
+    """Lookups against the empty route at each client level, with the target of each, and the
+    server's throughput: ``{"levels": {clients: ...}, "throughput": ...}``."""
     levels = {}
     for clients in CLIENT_LEVELS:
         both = interleaved_load(pool, url, {"lookup": paths, "status_live": ["/status/live"]}, clients,
@@ -175,14 +176,14 @@ def measure_levels(ctx: harness.Context, pool, url: str, paths: list[str], secon
     ceiling = max(v["status_live"]["per_s"] for v in levels.values())
     target = min(4000.0, 0.8 * ceiling)
     per_s = levels[best]["lookup"]["per_s"]
-    levels["throughput"] = {"per_s": per_s, "clients": best, "ceiling_per_s": ceiling, "target_per_s": round(target, 1),
-                            "met": per_s >= target}
+    throughput = {"per_s": per_s, "clients": best, "ceiling_per_s": ceiling, "target_per_s": round(target, 1),
+                  "met": per_s >= target}
     ctx.note(f"{label}: throughput {per_s:,.0f} lookups/s (at {best} clients) against a ceiling of {ceiling:,.0f}/s: "
              f"target {target:,.0f}/s {'met' if per_s >= target else 'missed'}")
-    return levels
+    return {"levels": levels, "throughput": throughput}
 
 
-def wait_for_tables_on_workers(url: str, workers: int) -> Optional[float]:
+def wait_for_tables_on_workers(url: str, workers: int) -> float:
     """:func:`wait_for_tables` for every worker of a ``--workers`` matcher: each poll on a new
     connection (the kernel spreads them over the workers) until each worker said its tables
     are complete."""
@@ -192,17 +193,10 @@ def wait_for_tables_on_workers(url: str, workers: int) -> Optional[float]:
     while len(done) < workers:
         with httpx.Client(base_url=url, timeout=120) as client:
             r = client.get("/m/index/status")
-            if r.status_code == 200 and r.json()["pdq"]["present"] and wait_for_tables(client, once=True) is not None:
-                done.add(r.json()["pdq"]["worker"])
+        if r.status_code == 200 and tables_complete(r.json()["pdq"]):
+            done.add(r.json()["pdq"]["worker"])
         time.sleep(0.05)
     return round(time.perf_counter() - t0, 2)
-
-
-def child_pids(pid: int) -> list[int]:
-    try:
-        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        return []
 
 
 def rss_mib(pid: int) -> Optional[float]:
@@ -320,8 +314,7 @@ def run(ctx: harness.Context) -> None:
         ctx.check("a query near a banked hash matches", bool(expect_hit), answer=expect_hit)
         pool = stack.enter_context(multiprocessing.get_context("fork").Pool(LOAD_PROCESSES))
         load(pool, a.url, paths[:64], 8, 0.5)  # warm-up
-        levels = measure_levels(ctx, pool, a.url, paths, seconds, rounds, "1 worker")
-        ctx.config["load"] = levels
+        ctx.config["load"] = measure_levels(ctx, pool, a.url, paths, seconds, rounds, "1 worker")
         ctx.config["rss_mib"] = {"matcher A after load": rss_mib(a.proc.pid)}
 
         # ---- the same with --workers (one process per core, each with its own index) --------
@@ -331,10 +324,11 @@ def run(ctx: harness.Context) -> None:
         ctx.config["workers_tables_seconds"] = wait_for_tables_on_workers(w.url, WORKERS)
         load(pool, w.url, paths[:64], 8, 0.5)  # warm-up
         ctx.config["load_workers"] = measure_levels(ctx, pool, w.url, paths, seconds, rounds, f"{WORKERS} workers")
-        ctx.config["rss_mib"][f"matcher with {WORKERS} workers, per worker"] = [rss_mib(p) for p in child_pids(w.proc.pid)]
+        workers_pids = matcher_helpers.child_pids(w.proc.pid) or []
+        ctx.config["rss_mib"][f"matcher with {WORKERS} workers, per worker"] = [rss_mib(p) for p in workers_pids]
         w.close()
         ctx.check("no lookup failed", all(v["lookup"]["errors"] == 0 for cfg in ("load", "load_workers")
-                                          for c, v in ctx.config[cfg].items() if c != "throughput"))
+                                          for v in ctx.config[cfg]["levels"].values()))
 
         # ---- delete to no match, seen by a second matcher process -------------------------------
         t0 = time.perf_counter()
@@ -371,19 +365,26 @@ def run(ctx: harness.Context) -> None:
         ctx.note(f"matcher start (spawn to /status 200): {ctx.config['matcher_start']}")
 
 
-def wait_for_tables(client, once: bool = False) -> Optional[float]:
+def tables_complete(status: dict) -> bool:
+    """Whether a matcher's ``/m/index/status`` entry says its index is open and its multi-index
+    tables hold the whole bank (true at once for a backend without tables)."""
+    if not status["present"]:
+        return False
+    if "backend_building" not in status:
+        return True
+    return not status["backend_building"] and bool(status["backend_indexed_rows"] or status["size"] < AUTO_MIN_ROWS)
+
+
+def wait_for_tables(client) -> Optional[float]:
     """Until the matcher's multi-index tables hold the whole bank (after a start they are built
-    in the background while the scan answers): seconds waited, None for a backend without
-    (``once``: one look; None also when they are not complete yet)."""
+    in the background while the scan answers): seconds waited, None for a backend without."""
     t0 = time.perf_counter()
     while True:
         status = client.get("/m/index/status").json()["pdq"]
         if "backend_building" not in status:
-            return 0.0 if once else None
-        if not status["backend_building"] and (status["backend_indexed_rows"] or status["size"] < AUTO_MIN_ROWS):
-            return round(time.perf_counter() - t0, 2)
-        if once:
             return None
+        if tables_complete(status):
+            return round(time.perf_counter() - t0, 2)
         time.sleep(0.1)
 
 

@@ -25,6 +25,15 @@ OPENAPI = Path(os.environ.get("NCII_HASH_HMA_OPENAPI")
 DEADLINE = 1.0  #: seconds a change may take to reach every matcher (issue 17)
 
 
+def child_pids(pid: int) -> Optional[list[int]]:
+    """The child processes of ``pid`` (a ``--workers`` matcher's workers); None where /proc
+    does not list a process's children."""
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return None
+
+
 def init_bank(target: str) -> None:
     done = run_cli("bank", "init", target)
     assert done.returncode == 0, done.stderr

@@ -19,7 +19,7 @@ import time
 import httpx
 import pytest
 
-from matcher_helpers import init_bank, random_hex, start_matcher, until
+from matcher_helpers import child_pids, init_bank, random_hex, start_matcher, until
 from ncii_hash.bank import HashBank
 from ncii_hash.service.web import listening_socket
 from ncii_hash.service.workers import MAX_PAUSE_SECONDS, WorkerPool, next_pause
@@ -28,11 +28,10 @@ pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="worker processe
 
 
 def children(pid: int) -> list[int]:
-    path = f"/proc/{pid}/task/{pid}/children"
-    if not os.path.exists(path):
+    found = child_pids(pid)
+    if found is None:
         pytest.skip("this system's /proc does not list a process's children")
-    with open(path) as f:
-        return [int(p) for p in f.read().split()]
+    return found
 
 
 def client_per_worker(url: str, workers: int) -> dict[int, httpx.Client]:

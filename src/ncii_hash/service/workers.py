@@ -29,6 +29,7 @@ import multiprocessing.connection
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ log = logging.getLogger("ncii_hash.workers")
 #: a worker that dies sooner than this after its start counts as dying young
 YOUNG_SECONDS = 10.0
 MAX_PAUSE_SECONDS = 30.0
+_LINUX = sys.platform.startswith("linux")
 
 
 class WriteBoard:
@@ -76,7 +78,7 @@ class Worker:
 
 def reuse_port_supported() -> bool:
     """Whether sockets on one address can each take a share of its connections (Linux)."""
-    return hasattr(socket, "SO_REUSEPORT") and os.uname().sysname == "Linux"
+    return _LINUX and hasattr(socket, "SO_REUSEPORT")
 
 
 class WorkerPool:
@@ -192,7 +194,7 @@ def _worker_main(target: Callable[[int, socket.socket], None], index: int, sock:
 def _stop_with_parent(parent: int) -> None:
     """Linux: SIGTERM this worker when its supervisor dies, however it died (``kill -9``
     included), so no orphan keeps serving the port; elsewhere the supervisor's stop does it."""
-    if os.uname().sysname != "Linux":
+    if not _LINUX:
         return
     import ctypes
 
