@@ -31,7 +31,7 @@ from .image import (DEFAULT_MAX_PIXELS, DIHEDRAL_NAMES, PDQBatch, PDQResult, all
                     border_robust_match, find_content_box, hash_pixels, load_pixels, pdq_hash, pdq_hash_many,
                     trim_borders)
 from .index import BACKENDS, EXACT_BACKENDS, HashIndex, KnnResult, Match, RangeResult
-from .submission import (Submission, SubmittedVideo, make_submission, parse_submission, read_submission,
+from .submission import (ImageWindow, Submission, SubmittedVideo, image_windows, make_submission, parse_submission, read_submission,
                          video_item, write_submission)
 from .video import VideoHash, VideoMatch, hash_video, match_video
 
@@ -72,7 +72,7 @@ __all__ = [
     "HashBank", "BankMatch", "BankStats", "CaseInfo", "ChangeSet", "FeatureBankMatch", "ImageBankMatch",
     "ImageMatchReport", "VideoBankMatch",
     # submissions
-    "Submission", "SubmittedVideo", "make_submission", "parse_submission", "read_submission", "video_item",
+    "ImageWindow", "Submission", "SubmittedVideo", "image_windows", "make_submission", "parse_submission", "read_submission", "video_item",
     "write_submission",
     # errors
     "NciiHashError", "BankError", "FeatureError", "ImageError", "IndexFileError", "ShardUnavailableError",

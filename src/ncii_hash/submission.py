@@ -26,6 +26,19 @@ Version 2 is version 1 plus, only when the survivor chose to share them, local f
 Feature sets are not hashes: they can be turned back into a recognisable approximation of
 each picture. A submission without them is written as version 1, exactly as before.
 
+Version 3 is version 2 plus, only when the survivor chose to share them, *window hashes*: the
+PDQ hash of a fixed re-framing of an image (``centre70``: the centre keeping 70% of each side,
+:data:`SHARED_WINDOWS`), carried inside the image's item::
+
+        {"kind": "image", "pdq": "<64 hex>", "quality": 0..100,
+         "windows": {"centre70": {"pdq": "<64 hex>", "quality": 50..100}}}
+      "counts": {..., "window_hashes": N}
+
+A window hash is one more PDQ hash of the same picture (no more revealing than the whole
+picture's: docs/privacy-features.md); it lets platforms catch small rotations and caption
+banners (docs/accuracy.md). Windows of quality below 50 are never written (a flat centre only
+makes false matches). A submission without windows keeps version 1 or 2.
+
 A submission holds hashes, their qualities, the media kind and counts -- never file names,
 paths, sizes, EXIF, file times or thumbnails -- and its items are shuffled so that their
 order says nothing about folder order. A video item carries the MD5 of the file (what
@@ -55,6 +68,9 @@ from .hashes import PDQ_MIN_QUALITY, as_hash_array, from_hex
 SUBMISSION_FORMAT = "ncii-hash-submission"
 SUBMISSION_VERSION = 1
 SUBMISSION_VERSION_FEATURES = 2
+SUBMISSION_VERSION_WINDOWS = 3
+#: The window hashes a submission may carry, by name (geometry: ncii_hash.image.variants).
+SHARED_WINDOWS = ("centre70",)
 FEATURES_NOTICE = (
     "This submission contains local image features (keypoint positions and patch descriptors) of {n} "
     "image(s). Unlike PDQ hashes they can be turned back into a recognisable approximation of each "
@@ -67,6 +83,7 @@ _FRAME_KEYS = {"pdq", "quality"}
 _MD5_DIGITS = frozenset("0123456789abcdef")
 _TOP_KEYS = {"format", "version", "algorithm", "items", "counts"}
 _TOP_KEYS_V2 = _TOP_KEYS | {"local_features"}
+_IMAGE_KEYS_V3 = _ITEM_KEYS | {"windows"}
 #: Base64 text of one serialized feature set may not exceed this (1024 features of 38 bytes).
 _MAX_FEATURE_B64 = 4 * (16 + 1024 * 38) // 3 + 8
 
@@ -79,12 +96,23 @@ class SubmittedVideo:
 
 
 @dataclass(frozen=True)
+class ImageWindow:
+    """The hash of one shared window of image ``image`` (an index into ``Submission.hashes``)."""
+
+    image: int
+    name: str  #: one of SHARED_WINDOWS
+    pdq: bytes  #: 32 bytes
+    quality: int  #: 50..100
+
+
+@dataclass(frozen=True)
 class Submission:
     hashes: np.ndarray  #: uint8 (N, 32) image hashes
     qualities: np.ndarray  #: int32 (N,)
     kinds: tuple  #: "image" per image hash
     videos: tuple = ()  #: SubmittedVideo items
     features: tuple = ()  #: serialized FeatureSet bytes, only when the survivor opted in
+    windows: tuple = ()  #: ImageWindow items, only when the survivor opted in
 
     def __len__(self) -> int:
         return int(self.hashes.shape[0]) + len(self.videos)
@@ -95,6 +123,8 @@ class Submission:
             {"kind": self.kinds[i], "pdq": self.hashes[i].tobytes().hex(), "quality": int(self.qualities[i])}
             for i in range(self.hashes.shape[0])
         ]
+        for w in self.windows:
+            items[w.image].setdefault("windows", {})[w.name] = {"pdq": w.pdq.hex(), "quality": int(w.quality)}
         for v in self.videos:
             frames = [{"pdq": h.tobytes().hex(), "quality": int(q)} for h, q in zip(v.frames, v.qualities)]
             if shuffle:
@@ -122,6 +152,9 @@ class Submission:
             out["version"] = SUBMISSION_VERSION_FEATURES
             out["local_features"] = {"notice": FEATURES_NOTICE.format(n=len(sets)), "sets": sets}
             counts["feature_sets"] = len(sets)
+        if self.windows:
+            out["version"] = SUBMISSION_VERSION_WINDOWS
+            counts["window_hashes"] = len(self.windows)
         return out
 
 
@@ -142,7 +175,10 @@ def video_item(frames: Any, qualities: Iterable[int], md5: str = "") -> Submitte
 
 
 def make_submission(hashes: Any, qualities: Iterable[int], kinds: Iterable[str] | None = None,
-                    videos: Iterable[SubmittedVideo] = (), features: Iterable[Any] = ()) -> Submission:
+                    videos: Iterable[SubmittedVideo] = (), features: Iterable[Any] = (),
+                    windows: Iterable[ImageWindow] = ()) -> Submission:
+    """A submission of image hashes (and ``videos``, and -- only with the survivor's consent --
+    local ``features`` and window hashes: ``windows``, see :func:`image_windows`)."""
     h = as_hash_array(hashes)
     q = np.asarray(list(qualities), dtype=np.int32)
     if q.shape != (h.shape[0],):
@@ -153,7 +189,38 @@ def make_submission(hashes: Any, qualities: Iterable[int], kinds: Iterable[str] 
     if len(k) != h.shape[0] or any(x != "image" for x in k):
         raise ValueError("kinds must be 'image' for every hash (videos go in videos=)")
     return Submission(hashes=h, qualities=q, kinds=k, videos=tuple(videos),
-                      features=tuple(_feature_bytes(f) for f in features))
+                      features=tuple(_feature_bytes(f) for f in features), windows=_check_windows(windows, h.shape[0]))
+
+
+def image_windows(name: str, hashes: Any, qualities: Iterable[int]) -> list[ImageWindow]:
+    """Window ``name`` of each image, in the order of the submission's image hashes (row i of
+    ``hashes`` is image i's window); windows of quality below 50 are left out."""
+    h = as_hash_array(hashes)
+    q = [int(x) for x in qualities]
+    if len(q) != h.shape[0]:
+        raise ValueError(f"need one quality per window hash: {h.shape[0]} hashes, {len(q)} qualities")
+    return [ImageWindow(i, name, h[i].tobytes(), q[i]) for i in range(h.shape[0]) if q[i] >= PDQ_MIN_QUALITY]
+
+
+def _check_windows(windows: Iterable[ImageWindow], n_images: int, error: type = ValueError) -> tuple:
+    out, seen = [], set()
+    for w in windows:
+        if not isinstance(w, ImageWindow):
+            raise TypeError(f"windows must be ImageWindow items; got {type(w).__name__}")
+        if w.name not in SHARED_WINDOWS:
+            raise error(f"unknown window {w.name!r} (known: {', '.join(SHARED_WINDOWS)})")
+        if not (isinstance(w.image, int) and 0 <= w.image < n_images):
+            raise error(f"window {w.name!r} refers to image {w.image!r}; the submission has {n_images} image(s)")
+        if not isinstance(w.pdq, bytes) or len(w.pdq) != 32:
+            raise error(f"window {w.name!r} of image {w.image}: a PDQ hash is 32 bytes")
+        if not (type(w.quality) is int and PDQ_MIN_QUALITY <= w.quality <= 100):
+            raise error(f"window {w.name!r} of image {w.image}: quality must be an integer "
+                        f"{PDQ_MIN_QUALITY}..100 (low-quality windows only make false matches)")
+        if (w.image, w.name) in seen:
+            raise error(f"image {w.image} has window {w.name!r} twice")
+        seen.add((w.image, w.name))
+        out.append(w)
+    return tuple(sorted(out, key=lambda w: (w.image, w.name)))
 
 
 def _feature_bytes(f: Any) -> bytes:
@@ -196,10 +263,11 @@ def parse_submission(obj: Any) -> Submission:
     if obj.get("format") != SUBMISSION_FORMAT:
         raise SubmissionError(f"not an ncii-hash submission (format is {obj.get('format')!r})")
     version = obj.get("version")
-    if type(version) is not int or version not in (SUBMISSION_VERSION, SUBMISSION_VERSION_FEATURES):  # not true, not 1.0
+    known = (SUBMISSION_VERSION, SUBMISSION_VERSION_FEATURES, SUBMISSION_VERSION_WINDOWS)
+    if type(version) is not int or version not in known:  # not true, not 1.0
         raise SubmissionError(f"unsupported submission version {version!r} (this reader knows "
-                              f"{SUBMISSION_VERSION} and {SUBMISSION_VERSION_FEATURES})")
-    extra = set(obj) - (_TOP_KEYS_V2 if version == SUBMISSION_VERSION_FEATURES else _TOP_KEYS)
+                              f"{', '.join(map(str, known))})")
+    extra = set(obj) - (_TOP_KEYS if version == SUBMISSION_VERSION else _TOP_KEYS_V2)
     if extra:
         raise SubmissionError(f"unexpected fields {sorted(extra)}: a submission carries hashes and counts only")
     if obj.get("algorithm") != "pdq":
@@ -208,14 +276,14 @@ def parse_submission(obj: Any) -> Submission:
     if not isinstance(items, list):
         raise SubmissionError("'items' must be a list")
     hexes, quals, kinds = [], [], []
-    videos = []
+    videos, windows = [], []
     for i, item in enumerate(items):
         if not isinstance(item, dict):
             raise SubmissionError(f"item {i} must be an object")
         if item.get("kind") == "video":
             videos.append(_parse_video(item, i))
             continue
-        extra = set(item) - _ITEM_KEYS
+        extra = set(item) - (_IMAGE_KEYS_V3 if version == SUBMISSION_VERSION_WINDOWS else _ITEM_KEYS)
         if extra:
             raise SubmissionError(f"item {i} has unexpected fields {sorted(extra)}")
         if item.get("kind") != "image":
@@ -223,6 +291,8 @@ def parse_submission(obj: Any) -> Submission:
         hexes.append(_hash_field(item, f"item {i}"))
         quals.append(_quality_field(item, f"item {i}"))
         kinds.append(item["kind"])
+        if "windows" in item:
+            windows += _parse_windows(item["windows"], len(hexes) - 1, f"item {i}")
     try:
         hashes = from_hex(hexes) if hexes else np.zeros((0, 32), np.uint8)
     except ValueError as exc:
@@ -231,8 +301,28 @@ def parse_submission(obj: Any) -> Submission:
     if not isinstance(counts, dict) or type(counts.get("items")) is not int or counts["items"] != len(items):
         raise SubmissionError("'counts.items' does not match the number of items")
     features = _parse_features(obj["local_features"]) if "local_features" in obj else ()
+    n_windows = counts.get("window_hashes", 0)
+    if type(n_windows) is not int or n_windows != len(windows):
+        raise SubmissionError(f"'counts.window_hashes' does not match the {len(windows)} window hash(es) of the items")
     return Submission(hashes=hashes, qualities=np.asarray(quals, np.int32), kinds=tuple(kinds), videos=tuple(videos),
-                      features=features)
+                      features=features, windows=_check_windows(windows, len(hexes), SubmissionError))
+
+
+def _parse_windows(obj: Any, image: int, where: str) -> list[ImageWindow]:
+    if not isinstance(obj, dict) or not obj:
+        raise SubmissionError(f"{where}: 'windows' must be a non-empty object of window name -> hash")
+    out = []
+    for name, w in obj.items():
+        if name not in SHARED_WINDOWS:
+            raise SubmissionError(f"{where}: unknown window {name!r} (known: {', '.join(SHARED_WINDOWS)})")
+        if not isinstance(w, dict) or set(w) != _FRAME_KEYS:
+            raise SubmissionError(f"{where}, window {name!r}: must be an object with 'pdq' and 'quality'")
+        try:
+            code = from_hex([_hash_field(w, f"{where}, window {name!r}")])[0].tobytes()
+        except ValueError as exc:
+            raise SubmissionError(f"{where}, window {name!r}: bad hash: {exc}") from None
+        out.append(ImageWindow(image, name, code, _quality_field(w, f"{where}, window {name!r}")))
+    return out
 
 
 def _quality_field(obj: dict, where: str) -> int:

@@ -34,7 +34,7 @@ from .store_schema import ChangeListener, Schema, SqlStore, Write
 
 __all__ = ["BANK_KIND", "BANK_SCHEMA", "SCHEMA_VERSION", "Database", "Schema", "Write"]
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 BANK_KIND = "ncii-hash-bank"
 
 SCHEMA = """
@@ -107,6 +107,21 @@ INSERT INTO named_banks (name, enabled_ratio, origin, created_at) VALUES ('STOPN
 INSERT INTO named_banks (name, enabled_ratio, origin, created_at) VALUES ('LOCAL', 1.0, 'local', 0.0);
 """
 
+# Shared window hashes (schema v5; submission version 3): a survivor's opt-in hash of a fixed
+# re-framing of an image, keyed by the image's own row -- a window match names the image's hash
+# id, and the image's withdrawal (its id in the change log) takes the window out too.
+WINDOWS = """
+CREATE TABLE IF NOT EXISTS windows (
+    hash_id INTEGER NOT NULL REFERENCES hashes(hash_id),
+    window_name TEXT NOT NULL,
+    hash BLOB NOT NULL CHECK (length(hash) = 32),
+    quality INTEGER NOT NULL CHECK (quality BETWEEN 0 AND 100),
+    seq INTEGER NOT NULL,
+    PRIMARY KEY (hash_id, window_name)
+);
+CREATE INDEX IF NOT EXISTS windows_by_seq ON windows(seq)
+"""
+
 # MIGRATIONS[v]: statements taking schema v to v + 1, applied in one transaction.
 MIGRATIONS = {
     1: [  # v2: videos -- frames of one video share an item number within their case
@@ -123,10 +138,11 @@ MIGRATIONS = {
         # settings (disabled until, note) and the matcher's API keys (SHA-256 of random tokens)
         *[s.strip() for s in NAMED_BANKS.split(";") if s.strip()],
     ],
+    4: [s.strip() for s in WINDOWS.split(";") if s.strip()],  # v5: shared window hashes
 }
 
 
-BANK_SCHEMA = Schema(kind=BANK_KIND, version=SCHEMA_VERSION, create=SCHEMA + NAMED_BANKS, migrations=MIGRATIONS, noun="bank")
+BANK_SCHEMA = Schema(kind=BANK_KIND, version=SCHEMA_VERSION, create=SCHEMA + NAMED_BANKS + ";" + WINDOWS, migrations=MIGRATIONS, noun="bank")
 
 
 class Database(SqlStore):

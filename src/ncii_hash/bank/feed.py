@@ -20,6 +20,7 @@ import numpy as np
 
 from ..errors import FeedError
 from ..hashes import PDQ_HASH_BYTES
+from ..submission import SHARED_WINDOWS
 
 #: Positions on the wire are FEED_EPOCH + the hub's change sequence.
 FEED_EPOCH = 10**12
@@ -28,9 +29,12 @@ SIGNAL_PDQ = "ImagePDQ"
 SIGNAL_VIDEO_MD5 = "VideoMD5"
 #: Our extension: the vPDQ frame hashes of one video in one record (only sent on request).
 SIGNAL_VIDEO_PDQ = "NciiVideoPDQ"
+#: Our extension: a survivor's shared window hash of one image (submission version 3) with the
+#: image's own hash, ``<window>:<image's 64 hex>:<window's 64 hex>`` (only sent on request).
+SIGNAL_PDQ_WINDOW = "NciiImagePDQWindow"
 #: What the stock client knows and the hub sends by default.
 STOCK_SIGNAL_TYPES = (SIGNAL_PDQ, SIGNAL_VIDEO_MD5)
-SIGNAL_TYPES = (SIGNAL_PDQ, SIGNAL_VIDEO_MD5, SIGNAL_VIDEO_PDQ)
+SIGNAL_TYPES = (SIGNAL_PDQ, SIGNAL_VIDEO_MD5, SIGNAL_VIDEO_PDQ, SIGNAL_PDQ_WINDOW)
 
 ACTIVE = "Active"
 WITHDRAWN = "Withdrawn"
@@ -78,6 +82,8 @@ def normalize_hash_value(signal_type: str, value: object, where: str = "hashValu
             raise FeedError(f"{where}: a VideoMD5 hash is 32 hex characters; got {len(v)} characters")
     elif signal_type == SIGNAL_VIDEO_PDQ:
         parse_video_pdq_value(v, where)
+    elif signal_type == SIGNAL_PDQ_WINDOW:
+        parse_window_value(v, where)
     else:
         raise FeedError(f"{where}: unknown signal type {signal_type!r}")
     return v
@@ -103,6 +109,21 @@ def parse_video_pdq_value(value: str, where: str = "hashValue") -> tuple[np.ndar
         raise FeedError(f"{where}: a NciiVideoPDQ value holds at least one frame")
     codes = np.frombuffer(b"".join(frames), np.uint8).reshape(-1, PDQ_HASH_BYTES).copy()
     return codes, np.asarray(quals, np.int32)
+
+
+def window_value(name: str, image: bytes, window: bytes) -> str:
+    """One record's ``hashValue`` for a shared window: ``<name>:<image hex>:<window hex>``."""
+    return f"{name}:{bytes(image).hex()}:{bytes(window).hex()}"
+
+
+def parse_window_value(value: str, where: str = "hashValue") -> tuple[str, bytes, bytes]:
+    """``(window name, image hash, window hash)`` of a :func:`window_value`."""
+    parts = value.split(":")
+    if len(parts) != 3 or any(len(h) != 2 * PDQ_HASH_BYTES or not _HEX.match(h) for h in parts[1:]):
+        raise FeedError(f"{where}: a NciiImagePDQWindow value is '<window>:<64 hex>:<64 hex>' ({value[:80]!r})")
+    if parts[0] not in SHARED_WINDOWS:
+        raise FeedError(f"{where}: unknown window {parts[0]!r} (known: {', '.join(SHARED_WINDOWS)})")
+    return parts[0], bytes.fromhex(parts[1]), bytes.fromhex(parts[2])
 
 
 @dataclass(frozen=True)

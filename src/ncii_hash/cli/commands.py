@@ -20,9 +20,10 @@ from ..bank import BankError, HashBank, image_match
 from ..bank.store import is_postgres_url
 from ..errors import StoreUnavailableError
 from ..hashes import PDQ_MIN_QUALITY
-from ..image import DIHEDRAL_NAMES, PDQBatch, pdq_hash_many
+from ..image import DIHEDRAL_NAMES, ImageError, PDQBatch, pdq_hash_many, pdq_window_hash
 from ..image.variants import PLATFORM_VARIANTS
-from ..submission import SubmissionError, make_submission, read_submission, video_item, write_submission
+from ..submission import (SHARED_WINDOWS, ImageWindow, SubmissionError, make_submission, read_submission, video_item,
+                          write_submission)
 from .inputs import InputWalk, MatchInputs, VideoOutcome, hash_videos, is_video, read_hash_file
 from .output import match_summary, render_hash_rows, render_match_records, render_stats, render_submission
 from .progress import ProgressBar
@@ -42,6 +43,8 @@ NO_OPENCV_NOTE = ("ncii-hash: the bank holds local features but OpenCV is not in
 def cmd_hash(args: argparse.Namespace) -> int:
     if args.features and not args.output:
         raise UsageError("--features only changes the submission file: use it with -o FILE")
+    if args.share_window and not args.output:
+        raise UsageError("--share-window only changes the submission file: use it with -o FILE")
     if args.output:
         folder = Path(args.output).resolve().parent
         if not folder.is_dir():
@@ -98,7 +101,8 @@ def _write_submission(args: argparse.Namespace, files: list[Path], batch: PDQBat
     items = [video_item(v.video_hash.frames, v.video_hash.qualities, v.video_hash.md5)
              for v in videos if v.video_hash is not None]
     fsets = _survivor_features([f for i, f in enumerate(files) if ok[i]]) if args.features else []
-    sub = make_submission(batch.hashes[ok], batch.qualities[ok], videos=items, features=fsets)
+    windows = _survivor_windows([f for i, f in enumerate(files) if ok[i]]) if args.share_window else []
+    sub = make_submission(batch.hashes[ok], batch.qualities[ok], videos=items, features=fsets, windows=windows)
     if len(sub) == 0:
         raise UsageError("nothing could be hashed; no submission written")
     try:
@@ -106,7 +110,23 @@ def _write_submission(args: argparse.Namespace, files: list[Path], batch: PDQBat
     except OSError as exc:
         raise UsageError(f"cannot write the submission to {shown(args.output)}: {exc.strerror or exc}") from None
     what = "hashes and the local features you chose to include" if sub.features else "hashes only"
+    if sub.windows:
+        what += f", with {len(sub.windows)} centre hash(es)"
     print(f"ncii-hash: wrote {len(sub)} items to {args.output} ({what}: no file names or metadata)", file=sys.stderr)
+
+
+def _survivor_windows(files: list[Path]) -> list:
+    """The shared window of each image (in the order of the submission's images); an image whose
+    centre is too flat to hash well (quality < 50) or that cannot be read again gets none."""
+    out = []
+    for n, f in enumerate(files):
+        try:
+            r = pdq_window_hash(str(f), SHARED_WINDOWS[0])
+        except (ImageError, OSError):
+            continue
+        if r.quality >= PDQ_MIN_QUALITY:
+            out.append(ImageWindow(n, SHARED_WINDOWS[0], r.hash.tobytes(), r.quality))
+    return out
 
 
 def _survivor_features(files: list[Path]) -> list:

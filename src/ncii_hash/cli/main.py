@@ -41,6 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--features", action="store_true",
                    help="with -o: also include local features, which catch cropped/rotated/screenshotted copies "
                         "but can be turned back into a rough picture (opt-in; see docs/privacy-features.md)")
+    h.add_argument("--share-window", action="store_true",
+                   help="with -o: also include one more hash per image, of its centre (70%% of each side), which "
+                        "lets platforms catch slightly rotated copies and copies with a caption banner; it is a "
+                        "hash like the others, no more revealing (opt-in; see docs/privacy-features.md)")
     h.add_argument("--threads", type=int, default=0, help="threads (0 = all cores)")
     h.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     h.add_argument("--seconds-per-hash", type=float, default=1.0,

@@ -111,14 +111,23 @@ def render_submission(name: str, sub: Any, out: TextIO) -> None:
             "descriptors. Unlike hashes, these can be turned back into a recognisable approximation of",
             "each picture; they are there because the person who made this file chose to include them.",
         ]
+    if sub.windows:
+        lines += [
+            f"It also contains {len(sub.windows)} centre hash(es): for those images, one more PDQ hash of the",
+            "centre of the picture (70% of each side), so that slightly rotated copies and copies with a",
+            "caption banner are caught. A centre hash is a hash like the others, no more revealing.",
+        ]
     lines.append("It does NOT contain: images, video frames, thumbnails, file names, folder paths, file sizes,")
     lines.append("dates, camera or GPS (EXIF) data, or the order the files were in (items are shuffled).")
     if low:
         lines.append(f"{low} hash{'es are' if low != 1 else ' is'} low quality (< {PDQ_MIN_QUALITY}):"
                      " flat or featureless images match less reliably.")
     lines.append("")
-    for kind, h, q in zip(sub.kinds, sub.hashes, sub.qualities):
+    windows = {w.image: w for w in sub.windows}
+    for i, (kind, h, q) in enumerate(zip(sub.kinds, sub.hashes, sub.qualities)):
         lines.append(f"  {kind:<6} {h.tobytes().hex()}  quality {int(q)}")
+        if i in windows:
+            lines.append(f"  centre {windows[i].pdq.hex()}  quality {windows[i].quality}")
     for v in sub.videos:
         lines.append(f"  video  md5 {v.md5 or '(none)'}  {v.frames.shape[0]} frame hashes")
     out.write("".join(line + "\n" for line in lines))

@@ -20,6 +20,7 @@ from .._util.threads import default_threads
 from ..hashes import PDQ_HASH_BYTES, PDQ_MATCH_THRESHOLD, PDQ_MIN_QUALITY, hamming_matrix
 from .borders import trim_borders as _trim
 from .io import ImageError, ImageSource, describe_source, load_pixels, reference_512_squash
+from .variants import shared_window_hash
 
 #: Names of the 8 dihedral variants, in the order of ``PDQResult.dihedral`` rows.
 DIHEDRAL_NAMES = ("original", "rot90", "rot180", "rot270", "flipx", "flipy", "flipplus1", "flipminus1")
@@ -106,6 +107,16 @@ def hash_pixels(pixels: np.ndarray, *, dihedral: bool = False, resize: ResizeMod
         pixels = reference_512_squash(pixels)
     h, quality, dih = core_pdq_hash(pixels, dihedral)
     return PDQResult(hash=h, quality=int(quality), dihedral=dih)
+
+
+def pdq_window_hash(image: ImageSource, window: str = "centre70", *, exif_transpose: bool = True,
+                    max_pixels: Optional[int] = None) -> PDQResult:
+    """PDQ hash of one shared window of an image (``centre70``: the centre keeping 70% of each
+    side), cut from exactly the pixels :func:`pdq_hash` hashes. A survivor shares it only by
+    choice (submission version 3); platforms use it to catch small rotations and banners."""
+    pixels = load_pixels(image, exif_transpose=exif_transpose, max_pixels=max_pixels, allow_rgbx=True)
+    h, q = shared_window_hash(pixels, window)
+    return PDQResult(hash=h, quality=q)
 
 
 def pdq_hash(

@@ -17,7 +17,8 @@ from all of them); :data:`CANDIDATE_WINDOW_SETS` names every set measured.
 What it bought (docs/accuracy.md, "Robustness options"): counter-rotations and the photo box
 need nothing from survivors and are an opt-in of the platform (:data:`PLATFORM_VARIANTS`);
 the best option with one more shared hash (``centre70``) reaches the rotation and banner
-targets but not crops or screenshots, so no submission carries windows yet.
+targets but not crops or screenshots, so it is the survivor's opt-in (submission version 3),
+matched by the platform with :data:`WINDOW_VARIANTS` whenever the bank holds such windows.
 
 Invariants:
 
@@ -94,9 +95,9 @@ def _boxes(windows: tuple[Window, ...]) -> WindowSet:
 CANDIDATE_WINDOW_SETS: dict[str, WindowSet] = {name: _boxes(ws) for name, ws in WINDOW_SETS.items()}
 
 #: The window set of the best trade-off measured (``survivor_windows``' default): one more
-#: hash, of the centre keeping 70% of each side. No submission carries it yet -- it misses the
-#: crop and screenshot targets of issue 20 (docs/accuracy.md) -- so nothing on the survivor's
-#: device hashes it today; the inversion benchmark prices it.
+#: hash, of the centre keeping 70% of each side. It misses the crop and screenshot targets of
+#: issue 20 (docs/accuracy.md), so it is not a default: a survivor opts in (``ncii-hash hash
+#: --share-window``, the hub page's checkbox) and her submission (version 3) carries it.
 SURVIVOR_WINDOW_SET = "centre70"
 
 
@@ -408,6 +409,20 @@ def window_hashes(pixels: np.ndarray, boxes: Sequence[Box]) -> np.ndarray:
     rows = [core_pdq_hash(np.ascontiguousarray(a), False)[0]]
     rows += [core_pdq_hash(np.ascontiguousarray(_cut(a, box)), False)[0] for box in boxes]
     return np.ascontiguousarray(np.stack(rows))
+
+
+def shared_window_hash(pixels: np.ndarray, name: str = SURVIVOR_WINDOW_SET) -> tuple[np.ndarray, int]:
+    """``(hash uint8 (32,), quality)`` of the one-window set ``name`` (a submission's shared
+    window, e.g. ``centre70``) of the picture's full-resolution pixels -- the pixels ``pdq_hash``
+    hashes, so the survivor's device and every platform cut the same box."""
+    windows = WINDOW_SETS.get(name, ())
+    if len(windows) != 1:
+        raise ValueError(f"{name!r} is not a one-window set; shared windows: "
+                         f"{sorted(k for k, v in WINDOW_SETS.items() if len(v) == 1)}")
+    a = np.asarray(pixels)
+    (f, anchor), = windows
+    h, q, _ = core_pdq_hash(np.ascontiguousarray(_cut(a, window_box(a.shape[1], a.shape[0], f, anchor))), False)
+    return h, int(q)
 
 
 def survivor_hashes(pixels: np.ndarray, window_set: str = SURVIVOR_WINDOW_SET) -> np.ndarray:
