@@ -156,6 +156,23 @@ def media_files(folder: Path) -> dict[str, Path]:
     return out
 
 
+#: The survivor's example photos (docs/survivor.md), for the centre-window opt-in.
+EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples" / "survivor").glob("*.jpg"))
+#: A picture size whose centre box (ncii_hash.image.variants.window_box, 70%) needs Python's
+#: round-half-even on exact halves: 215 * 0.7 = 150.5 -> 150 and (215 - 150) * 0.5 = 32.5 -> 32
+#: (Math.round: 151 and 33), 155 * 0.7 = 108.5 -> 108.
+TIE_SIZE = (215, 155)
+
+
+def flat_centre(seed: int, size: tuple[int, int] = (320, 240)) -> np.ndarray:
+    """A textured picture whose central 80% is one flat grey: the whole picture hashes well, its
+    centre window (70%) has quality 0 and is never shared."""
+    px = picture(seed, size)
+    w, h = size
+    px[h // 10: h - h // 10, w // 10: w - w // 10] = 128
+    return px
+
+
 # ---- submissions ---------------------------------------------------------------------------------
 def cli_submission(files, folder: Path) -> dict:
     """``ncii-hash hash FILES -o`` run as a user would; the submission it wrote."""

@@ -13,7 +13,17 @@ from pathlib import Path
 
 import pytest
 
-from app_server import AppServer, canonical, cli_submission, encode, media_files, picture
+from app_server import (
+    EXAMPLES,
+    TIE_SIZE,
+    AppServer,
+    canonical,
+    cli_submission,
+    encode,
+    flat_centre,
+    media_files,
+    picture,
+)
 from browser import WCAG, LoopbackOnly, browser  # noqa: F401  (browser: the fixture)
 from hub_server import HubServer
 
@@ -180,6 +190,54 @@ def test_whole_flow_with_a_real_hub(page, app, hub, media, guard, screens, tmp_p
         for f in files:
             assert f.name.encode() not in body and f.stem.encode() not in body
     assert pin not in app.output() and case not in app.output()
+
+
+def window_files(folder: Path) -> list:
+    """The two example photos, a picture whose centre box needs round-half-even, and one whose
+    centre is flat (its window, quality 0, is never shared)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    out = list(EXAMPLES)
+    for name, px in (("tie.png", picture(21, TIE_SIZE)), ("flat.png", flat_centre(22))):
+        (folder / name).write_bytes(encode(px, "PNG"))
+        out.append(folder / name)
+    return out
+
+
+def test_centre_window_opt_in(page, app, tmp_path):
+    """Off by default: the submission is version 1 as before. Ticked before choosing the files:
+    version 3 with each picture's centre hash, the same as `pdq_window_hash`, and the review
+    step says they are included."""
+    from ncii_hash.image import pdq_hash, pdq_window_hash
+
+    files = window_files(tmp_path / "media")
+    whole = {pdq_hash(str(f)).hash.tobytes().hex(): f for f in files}
+    for ticked in (False, True):
+        open_app(page, app)
+        answer_check(page)
+        assert page.is_visible("#window") and not page.is_checked("#window")
+        assert "no more of your picture can be recovered" in page.inner_text("#window-box")
+        if ticked:
+            page.check("#window")
+        page.set_input_files("#pick-files", [str(f) for f in files])
+        wait_text(page, "#status", "Done")
+        page.click("#to-review")
+        page.wait_for_selector("#step-review:not([hidden])")
+        shown = json.loads(page.inner_text("#submission-text"))
+        assert sorted(i["pdq"] for i in shown["items"]) == sorted(whole)
+        if not ticked:
+            assert shown["version"] == 1 and "window_hashes" not in shown["counts"]
+            assert not any("windows" in i for i in shown["items"]) and page.is_hidden("#review-windows")
+            assert "centre" not in page.inner_text("#review-items")
+            continue
+        assert shown["version"] == 3 and shown["counts"]["window_hashes"] == 3
+        for item in shown["items"]:
+            centre = pdq_window_hash(str(whole[item["pdq"]]))
+            expected = {"centre70": {"pdq": centre.hash.tobytes().hex(), "quality": centre.quality}}
+            assert item.get("windows") == (expected if centre.quality >= 50 else None), whole[item["pdq"]].name
+        assert page.inner_text("#review-windows").startswith(
+            "Also included, because you chose it: a fingerprint of the centre of 3 of your 4 photos.")
+        assert page.locator("#review-items li", has_text="centre fingerprint").count() == 3
+        no_violations(page, "what will be sent, with centre hashes")
 
 
 def test_cancel_stops_after_the_file_in_progress(page, app, tmp_path):

@@ -1,6 +1,6 @@
 """The local app over real HTTP (a real uvicorn on 127.0.0.1, started as ``ncii-hash app``):
 the security rules on every request, the size limits, nothing spooled to disk, and hashes equal
-to the library's and the CLI's for the same files."""
+to the library's and the CLI's for the same files (the centre-window opt-in's too)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,19 @@ import json
 import numpy as np
 import pytest
 
-from app_server import AppServer, canonical, cli_submission, encode, login, media_files, picture, post_headers
+from app_server import (
+    EXAMPLES,
+    TIE_SIZE,
+    AppServer,
+    canonical,
+    cli_submission,
+    encode,
+    flat_centre,
+    login,
+    media_files,
+    picture,
+    post_headers,
+)
 
 httpx = pytest.importorskip("httpx")
 pytest.importorskip("fastapi")
@@ -210,6 +222,61 @@ def test_page_hashes_equal_the_library_and_the_cli(client, app, media, tmp_path)
             assert word not in text
 
 
+def test_centre_window_opt_in_gives_the_cli_window_hashes(client, app, tmp_path):
+    """?window=true hashes each picture's centre too; the submission asked with windows is
+    `ncii-hash hash --share-window`'s (version 3, windows of quality < 50 left out), and without
+    them the same pictures give version 1 exactly as before."""
+    from ncii_hash.image import pdq_hash, pdq_window_hash
+    from ncii_hash.submission import parse_submission
+
+    files = list(EXAMPLES)
+    for name, px in (("tie.png", picture(21, TIE_SIZE)), ("flat.png", flat_centre(22))):
+        (tmp_path / name).write_bytes(encode(px, "PNG"))
+        files.append(tmp_path / name)
+    ids, plain_ids = [], []
+    for path in files:
+        r = client.post("/api/hash?window=true", content=path.read_bytes(), headers=post_headers(app))
+        assert r.status_code == 200, r.text
+        body = r.json()
+        whole, centre = pdq_hash(str(path)), pdq_window_hash(str(path))
+        assert body["pdq"] == whole.hash.tobytes().hex() and body["quality"] == whole.quality
+        assert body.get("window") == (centre.hash.tobytes().hex() if centre.quality >= 50 else None), path.name
+        ids.append(body["id"])
+        plain = client.post("/api/hash", content=path.read_bytes(), headers=post_headers(app)).json()
+        assert "window" not in plain and plain["pdq"] == body["pdq"]
+        plain_ids.append(plain["id"])
+
+    r = client.post("/api/submission", json={"ids": ids, "windows": True}, headers=post_headers(app))
+    shared = json.loads(r.json()["text"])
+    assert shared["version"] == 3 and shared["counts"]["window_hashes"] == 3
+    parse_submission(shared)
+    out = tmp_path / "cli.json"
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "ncii_hash", "hash", *map(str, files), "-o", str(out), "-q",
+                           "--share-window"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    cli = json.loads(out.read_text())
+    assert canonical(shared) == canonical(cli) and shared["counts"] == cli["counts"]
+    for item in shared["items"]:
+        path = files[[pdq_hash(str(f)).hash.tobytes().hex() for f in files].index(item["pdq"])]
+        if path.name == "flat.png":
+            assert "windows" not in item
+        else:
+            centre = pdq_window_hash(str(path))
+            assert item["windows"] == {"centre70": {"pdq": centre.hash.tobytes().hex(), "quality": centre.quality}}
+
+    for chosen, windows in ((ids, False), (plain_ids, True), (plain_ids, False)):
+        r = client.post("/api/submission", json={"ids": chosen, "windows": windows}, headers=post_headers(app))
+        sub = json.loads(r.json()["text"])
+        assert sub["version"] == 1 and "window_hashes" not in sub["counts"] and "windows" not in r.json()["text"]
+        assert canonical(sub) == canonical({**cli, "items": [{k: v for k, v in i.items() if k != "windows"}
+                                                             for i in cli["items"]]})
+    assert client.post("/api/submission", json={"ids": ids, "windows": "yes"},
+                       headers=post_headers(app)).json()["text"].count("windows") == 0
+
+
 def test_folder_files_are_hashed_from_disk_the_same_way(client, app, media):
     from ncii_hash.image import pdq_hash
 
@@ -217,7 +284,11 @@ def test_folder_files_are_hashed_from_disk_the_same_way(client, app, media):
     index = names.index(media["png"].name)
     r = client.post(f"/api/folder/{index}", headers=post_headers(app))
     assert r.status_code == 200, r.text
-    assert r.json()["pdq"] == pdq_hash(str(media["png"])).hash.tobytes().hex()
+    assert r.json()["pdq"] == pdq_hash(str(media["png"])).hash.tobytes().hex() and "window" not in r.json()
+    from ncii_hash.image import pdq_window_hash
+
+    r = client.post(f"/api/folder/{index}?window=true", headers=post_headers(app))
+    assert r.json()["window"] == pdq_window_hash(str(media["png"])).hash.tobytes().hex()
     assert client.post("/api/folder/99", headers=post_headers(app)).status_code == 404
 
 

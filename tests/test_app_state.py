@@ -1,6 +1,6 @@
 """The local app's lifetime and memory rules, without a browser: when it stops (page gone, idle,
-never while a file is being hashed), what a submission holds, the feature-set opt-in, the
-assets being package data, and the CLI's checks before it binds anything."""
+never while a file is being hashed), what a submission holds, the feature-set and centre-window
+opt-ins, the assets being package data, and the CLI's checks before it binds anything."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 
 pytest.importorskip("fastapi")
 
-from app_server import AppServer, encode, login, picture, post_headers  # noqa: E402
+from app_server import EXAMPLES, TIE_SIZE, AppServer, encode, flat_centre, login, picture, post_headers  # noqa: E402
 from ncii_hash.service.app.hashing import HashedMedia, Refused, hash_media  # noqa: E402
 from ncii_hash.service.app.pages import LANGUAGES, STATIC, Pages  # noqa: E402
 from ncii_hash.service.app.state import MAX_ITEMS, AppState  # noqa: E402
@@ -86,6 +86,44 @@ def test_feature_sets_only_when_asked():
     with_sets = json.loads(state.build_submission([rich], features=True))
     assert with_sets["version"] == 2 and len(with_sets["local_features"]["sets"]) == 1
     assert json.loads(state.build_submission([rich], features=False))["version"] == 1
+
+
+def test_centre_windows_only_when_asked():
+    """The window is pdq_window_hash of the same bytes (so `ncii-hash hash --share-window`'s),
+    kept only at quality >= 50; the submission is version 3 only when she asked and one exists."""
+    import json
+
+    from ncii_hash.image import pdq_hash, pdq_window_hash
+
+    files = [p.read_bytes() for p in EXAMPLES] + [encode(picture(21, TIE_SIZE), "PNG"), encode(flat_centre(22), "PNG")]
+    state = AppState()
+    ids, plain = [], []
+    for data in files:
+        media = hash_media(data, window=True)
+        assert media.pdq.tobytes() == pdq_hash(data).hash.tobytes()
+        ref = pdq_window_hash(data)
+        if ref.quality >= 50:
+            assert media.window == (ref.hash.tobytes(), ref.quality)
+            assert media.summary()["window"] == ref.hash.tobytes().hex()
+        else:
+            assert media.window is None and "window" not in media.summary()
+        ids.append(state.add(media))
+        plain.append(state.add(hash_media(data)))
+        assert hash_media(data).window is None
+    assert [pdq_window_hash(d).quality >= 50 for d in files] == [True, True, True, False]
+
+    shared = json.loads(state.build_submission(ids, features=False, windows=True))
+    assert shared["version"] == 3 and shared["counts"]["window_hashes"] == 3
+    sub = parse_submission(shared)
+    for w in sub.windows:
+        data = files[[pdq_hash(d).hash.tobytes() for d in files].index(sub.hashes[w.image].tobytes())]
+        assert w.name == "centre70" and (w.pdq, w.quality) == (pdq_window_hash(data).hash.tobytes(),
+                                                               pdq_window_hash(data).quality)
+    without = json.loads(state.build_submission(ids, features=False))
+    assert without["version"] == 1 and "window_hashes" not in without["counts"]
+    assert not any("windows" in item for item in without["items"])
+    assert sorted(i["pdq"] for i in without["items"]) == sorted(i["pdq"] for i in shared["items"])
+    assert json.loads(state.build_submission(plain, features=False, windows=True))["version"] == 1
 
 
 def test_assets_are_package_data_and_catalogues_agree():

@@ -2,7 +2,9 @@
 
 Images go through :func:`ncii_hash.image.pdq_hash` and videos through
 :func:`ncii_hash.video.hash_video` exactly as ``ncii-hash hash`` calls them (the same decoder,
-EXIF rotation and sampling defaults), so the page's hashes equal the CLI's bit for bit. The
+EXIF rotation and sampling defaults), so the page's hashes equal the CLI's bit for bit (and,
+when the survivor opts in, the centre window's through :func:`ncii_hash.image.pdq_window_hash`,
+as ``ncii-hash hash --share-window``). The
 bytes are never written anywhere: Pillow and PyAV read them from memory, and the thumbnail is
 a small JPEG made in memory and sent back as a ``data:`` URL. A file that cannot be used is
 refused with a :class:`Refused` code that the page turns into plain words.
@@ -19,9 +21,10 @@ import numpy as np
 
 from ..._util.optional import try_import
 from ...errors import FeatureError, ImageError, VideoError
-from ...image import pdq_hash
+from ...hashes import PDQ_MIN_QUALITY
+from ...image import pdq_hash, pdq_window_hash
 from ...image.opening import opened_image
-from ...submission import SubmittedVideo, video_item
+from ...submission import SHARED_WINDOWS, ImageWindow, SubmittedVideo, video_item
 from ...video import hash_video, video_container
 
 #: Largest file the page may send (videos included); one file is in memory at a time.
@@ -48,6 +51,8 @@ class HashedMedia:
     quality: int = 0  #: images: PDQ quality; videos: the best frame's
     video: Optional[SubmittedVideo] = None
     features: Optional[bytes] = None  #: a serialized FeatureSet, only when asked for
+    #: the centre window's (hash 32 bytes, quality), only when asked for and of quality >= 50
+    window: Optional[tuple[bytes, int]] = None
     thumbnail: Optional[str] = None  #: data: URL of a small JPEG (images only)
 
     def summary(self) -> dict:
@@ -55,13 +60,17 @@ class HashedMedia:
         out: dict = {"kind": self.kind, "quality": self.quality, "thumbnail": self.thumbnail}
         if self.kind == "image" and self.pdq is not None:
             out["pdq"] = self.pdq.tobytes().hex()
+        if self.window is not None:
+            out["window"] = self.window[0].hex()
         if self.video is not None:
             out["frames"] = int(self.video.frames.shape[0])
         return out
 
 
-def hash_media(data: bytes, *, seconds_per_hash: float = 1.0, features: bool = False) -> HashedMedia:
-    """Hash one file given as bytes; raises :class:`Refused`."""
+def hash_media(data: bytes, *, seconds_per_hash: float = 1.0, features: bool = False,
+               window: bool = False) -> HashedMedia:
+    """Hash one file given as bytes; raises :class:`Refused`. ``window``: also hash a picture's
+    shared centre window (the survivor's opt-in; kept only when its quality is at least 50)."""
     if not data:
         raise Refused("empty")
     if len(data) > MAX_FILE_BYTES:
@@ -78,7 +87,24 @@ def hash_media(data: bytes, *, seconds_per_hash: float = 1.0, features: bool = F
         thumbnail = None
     fset = _features(data) if features else None
     return HashedMedia(kind="image", pdq=result.hash.copy(), quality=int(result.quality), features=fset,
-                       thumbnail=thumbnail)
+                       window=_window(data) if window else None, thumbnail=thumbnail)
+
+
+def _window(data: bytes) -> Optional[tuple[bytes, int]]:
+    """The centre window's hash and quality, cut from the pixels ``pdq_hash`` hashed (the same
+    decoding of the same bytes); None when its centre is too flat to hash well."""
+    try:
+        r = pdq_window_hash(data, SHARED_WINDOWS[0])
+    except ImageError:  # pragma: no cover - the same bytes were just decoded
+        return None
+    return (r.hash.tobytes(), int(r.quality)) if r.quality >= PDQ_MIN_QUALITY else None
+
+
+def image_window(index: int, media: HashedMedia) -> Optional[ImageWindow]:
+    """The submission's window of image ``index`` (``media``), or None when it has none."""
+    if media.window is None:
+        return None
+    return ImageWindow(index, SHARED_WINDOWS[0], media.window[0], media.window[1])
 
 
 #: ISO-BMFF major brands of pictures (HEIC, HEIF, AVIF): "ftyp" files that are not videos.

@@ -68,11 +68,11 @@ def create_app(state: AppState, keys: AppKeys, *, on_idle: Optional[Callable[[],
         state.heartbeat()
         return Response(status_code=204)
 
-    async def hashed(request: Request, read: Callable[[], Any], features: bool) -> Response:
+    async def hashed(request: Request, read: Callable[[], Any], features: bool, window: bool) -> Response:
         async with one_file():  # one file's bytes in memory at a time
             try:
                 data = await read()
-                media = await run_in_threadpool(hash_media, data, features=features)
+                media = await run_in_threadpool(hash_media, data, features=features, window=window)
                 del data
                 if await request.is_disconnected():  # cancelled by the page: keep nothing
                     return Response(status_code=204)
@@ -82,11 +82,11 @@ def create_app(state: AppState, keys: AppKeys, *, on_idle: Optional[Callable[[],
         return JSONResponse({"id": item_id, **media.summary()})
 
     @app.post("/api/hash")
-    async def hash_upload(request: Request, features: bool = False) -> Response:
-        return await hashed(request, lambda: read_body(request, MAX_FILE_BYTES), features)
+    async def hash_upload(request: Request, features: bool = False, window: bool = False) -> Response:
+        return await hashed(request, lambda: read_body(request, MAX_FILE_BYTES), features, window)
 
     @app.post("/api/folder/{index}")
-    async def hash_folder_file(request: Request, index: int, features: bool = False) -> Response:
+    async def hash_folder_file(request: Request, index: int, features: bool = False, window: bool = False) -> Response:
         if not 0 <= index < len(state.folder_files):
             raise HTTPException(404, "no such file in the folder")
         path = state.folder_files[index]
@@ -99,7 +99,7 @@ def create_app(state: AppState, keys: AppKeys, *, on_idle: Optional[Callable[[],
             except OSError:
                 raise Refused("unreadable") from None
 
-        return await hashed(request, read, features)
+        return await hashed(request, read, features, window)
 
     @app.post("/api/forget")
     async def forget(request: Request) -> dict:
@@ -115,7 +115,8 @@ def create_app(state: AppState, keys: AppKeys, *, on_idle: Optional[Callable[[],
     @app.post("/api/submission")
     async def submission(request: Request) -> dict:
         body = await read_json(request)
-        text = state.build_submission(_ids(body), features=body.get("features") is True)
+        text = state.build_submission(_ids(body), features=body.get("features") is True,
+                                      windows=body.get("windows") is True)
         if text is None:
             raise HTTPException(409, "nothing to send: no hashed item is left")
         return {"text": text}

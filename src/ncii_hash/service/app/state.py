@@ -18,7 +18,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from ...submission import make_submission
-from .hashing import HashedMedia, Refused
+from .hashing import HashedMedia, Refused, image_window
 
 MAX_ITEMS = 10_000  #: hashed items kept at once
 #: The page sends a heartbeat every HEARTBEAT_SECONDS; a page not heard from for
@@ -67,19 +67,22 @@ class AppState:
             self._items.clear()
             self._submission = None
 
-    def build_submission(self, ids: Sequence[str], *, features: bool) -> Optional[str]:
+    def build_submission(self, ids: Sequence[str], *, features: bool, windows: bool = False) -> Optional[str]:
         """The submission of the items ``ids`` (those still known), as the exact text that is
-        shown, saved and sent; None when none of them is known."""
+        shown, saved and sent; None when none of them is known. ``windows``: include the centre
+        window hashes of the pictures that have one (hashed with the opt-in on; version 3)."""
         with self._lock:
             chosen = [self._items[i] for i in dict.fromkeys(ids) if i in self._items]
             if not chosen:
                 self._submission = None
                 return None
-            images = [m for m in chosen if m.kind == "image"]
-            hashes = [m.pdq for m in images if m.pdq is not None]
+            images = [m for m in chosen if m.kind == "image" and m.pdq is not None]
+            hashes = [m.pdq for m in images if m.pdq is not None]  # all of them (narrowed for mypy)
+            shared = [image_window(k, m) for k, m in enumerate(images)] if windows else []
             sub = make_submission(np.stack(hashes) if hashes else np.zeros((0, 32), np.uint8), [m.quality for m in images],
                                   videos=[m.video for m in chosen if m.video is not None],
-                                  features=[m.features for m in images if features and m.features])
+                                  features=[m.features for m in images if features and m.features],
+                                  windows=[w for w in shared if w is not None])
             self._submission = json.dumps(sub.to_dict(), indent=2) + "\n"
             return self._submission
 

@@ -10,7 +10,7 @@
   const MEDIA_NAME = /\.(jpe?g|jfif|png|webp|gif|bmp|tiff?|heic|heif|hif|avif|mp4|m4v|mov|3gp|mkv|webm|avi|flv|ogv|wmv|mpe?g|ts)$/i;
   let words = {};
   let config = { hub: "", folder_files: 0, max_file_bytes: 0, features_available: false, heartbeat_seconds: 10 };
-  let items = [];        // {id, kind, quality, pdq, frames, thumbnail}, in the order hashed
+  let items = [];        // {id, kind, quality, pdq, window, frames, thumbnail}, in the order hashed
   let problems = [];     // {name, code}: shown on this page only
   let revealed = false;
   let running = null;    // AbortController of the hashing in progress
@@ -97,6 +97,16 @@
 
   function features() { return config.features_available && $("features").checked; }
 
+  // The survivor's opt-in: one more hash per picture, of its centre (submission version 3).
+  function windows() { return $("window").checked; }
+
+  function hashQuery() {
+    const q = [];
+    if (features()) q.push("features=true");
+    if (windows()) q.push("window=true");
+    return q.length ? "?" + q.join("&") : "";
+  }
+
   async function hashAll(sources) {
     if (!sources.length) return;
     show("step-hash");
@@ -108,7 +118,7 @@
     const progress = $("progress");
     progress.max = sources.length;
     progress.value = 0;
-    const query = features() ? "?features=true" : "";
+    const query = hashQuery();
     let ok = 0, failed = 0;
     for (let i = 0; i < sources.length; i++) {
       if (controller.signal.aborted) break;
@@ -202,10 +212,17 @@
   // ---- what will be sent -----------------------------------------------------------------
   async function review() {
     if (!items.length) { say(t("nothing_left")); show("step-choose"); return; }
-    const response = await post("/api/submission", { ids: items.map((i) => i.id), features: features() });
+    const response = await post("/api/submission", { ids: items.map((i) => i.id), features: features(),
+      windows: windows() });
     const body = await answer(response);
     if (!response.ok) { say(t("nothing_left")); return; }
     $("submission-text").textContent = body.text;
+    let shared = 0;
+    try { shared = JSON.parse(body.text).counts.window_hashes || 0; } catch (e) { shared = 0; }
+    const photos = items.filter((i) => i.kind === "image").length;
+    $("review-windows").textContent = !shared ? ""
+      : t("review_windows", { n: shared, m: photos }) + (shared < photos ? " " + t("review_windows_missing") : "");
+    $("review-windows").hidden = !shared;
     renderReview();
     if ($("step-review").hidden) show("step-review");
   }
@@ -217,7 +234,9 @@
       li.appendChild(tile(item, i));
       const span = document.createElement("span");
       span.textContent = item.kind === "video" ? t("review_video_item", { label: text, frames: item.frames })
-        : t("review_item", { label: text, hash: item.pdq.slice(0, 16) });
+        : item.window && windows() ? t("review_item_window", { label: text, hash: item.pdq.slice(0, 16),
+          window: item.window.slice(0, 16) })
+          : t("review_item", { label: text, hash: item.pdq.slice(0, 16) });
       li.appendChild(span);
       const button = document.createElement("button");
       button.type = "button";
