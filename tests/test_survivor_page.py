@@ -2,7 +2,8 @@
 (tests/browser.py): the WebAssembly modules are bit-exact on the conformance images in the
 browser too; the whole flow on a phone (viewport, touch) with JPEG, PNG and WebP files gives the
 hashes of `ncii-hash hash`, sends them to the hub, checks and withdraws the case, with no request
-at all while hashing; axe finds no WCAG 2.x A/AA violation in English or Arabic; and how far the
+at all while hashing; the centre-hash opt-in gives `pdq_window_hash`'s window hashes bit for bit
+(version 3) and, unticked, the version-1 submission as before; axe finds no WCAG 2.x A/AA violation in English or Arabic; and how far the
 browser's own decoding lands from Pillow's is measured on the conformance images."""
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from app_server import canonical, cli_submission, media_files, picture
+from app_server import EXAMPLES, TIE_SIZE, canonical, cli_submission, encode, flat_centre, media_files, picture
 from browser import WCAG, LoopbackOnly, browser  # noqa: F401  (browser: the fixture)
 from hub_server import HubServer
 from PIL import Image
@@ -329,6 +330,110 @@ def test_quick_exit_leaves_for_a_neutral_page(page, hub):
     page.click("#quick-exit")
     page.wait_for_url("**/exit")
     assert page.title() == "New Tab"
+
+
+# ---- the centre-window opt-in ----------------------------------------------------------------------
+HASH_WINDOWS = """async (names) => {
+  const out = [];
+  for (const name of names) {
+    const blob = await (await fetch(name)).blob();
+    const r = await (await fetch("/api/hash?window=true", {method: "POST", body: blob})).json();
+    out.push([r.pdq || null, r.quality === undefined ? null : r.quality, r.window || null, r.error || null]);
+  }
+  return out;
+}"""
+
+
+def window_files(folder: Path) -> list:
+    """The two example photos; a picture whose centre box needs Python's round-half-even
+    (TIE_SIZE), in colour and in grey (hashed as one channel); an EXIF-rotated JPEG of that size
+    (the box of the upright picture); one whose flat centre is never shared."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tie = picture(21, TIE_SIZE)
+    out = list(EXAMPLES)
+    for name, img in (("tie.png", Image.fromarray(tie)), ("tie-grey.png", Image.fromarray(tie[:, :, 1])),
+                      ("flat.png", Image.fromarray(flat_centre(22)))):
+        img.save(folder / name)
+        out.append(folder / name)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    (folder / "tie-turned.jpg").write_bytes(encode(picture(23, (TIE_SIZE[1], TIE_SIZE[0])), "JPEG", quality=92,
+                                                   exif=exif.tobytes()))
+    return out + [folder / "tie-turned.jpg"]
+
+
+def test_window_hashes_in_the_browser_equal_pdq_window_hash(page, site, tmp_path):
+    """survivor.js cuts the centre box from the same decoded pixels as the whole hash and hashes
+    it with the module: pdq_window_hash's bits, with round-half-even boxes (215 x 155), grey
+    pictures, EXIF rotation; a window of quality < 50 is not kept."""
+    from ncii_hash.image import pdq_window_hash
+
+    folder, url = site
+    files = window_files(tmp_path / "media")
+    for k, f in enumerate(files):
+        shutil.copy(f, folder / f"w{k}")
+    page.goto(url + "index.html")
+    got = page.evaluate(HASH_WINDOWS, [f"w{k}" for k in range(len(files))])
+    assert Image.open(files[-1]).size == (TIE_SIZE[1], TIE_SIZE[0])  # stored sideways
+    for f, (pdq, quality, window, error) in zip(files, got):
+        whole, centre = nh.pdq_hash(f), pdq_window_hash(f)
+        assert error is None and (pdq, quality) == (whole.hex, whole.quality), f.name
+        assert window == (centre.hex if centre.quality >= 50 else None), f.name
+    assert [w is None for _, _, w, _ in got] == [f.name == "flat.png" for f in files]
+    plain = page.evaluate(HASH_FILES, ["w0"])  # without the opt-in: no window is made
+    assert plain == [[got[0][0], got[0][1], None]]
+
+
+def submitted(page) -> dict:
+    page.wait_for_selector("#step-review:not([hidden])")
+    return json.loads(page.inner_text("#submission-text"))
+
+
+def test_centre_window_opt_in_on_the_page(browser, hub, guard, tmp_path):
+    """Unticked (the default): version 1, no window, as before. Ticked before choosing: version 3,
+    each picture's `windows.centre70` equal to pdq_window_hash's, the whole hashes unchanged, the
+    review says so, and the hub takes it."""
+    from ncii_hash.image import pdq_window_hash
+
+    files = window_files(tmp_path / "media")
+    whole = {nh.pdq_hash(f).hex: f for f in files}
+    context, page = new_page(browser, guard, **PHONE)
+    try:
+        for ticked in (False, True):
+            open_page(page, hub)
+            answer_check(page)
+            assert page.is_visible("#window") and not page.is_checked("#window")
+            assert "made inside this browser" in page.inner_text("#window-box")
+            if ticked:
+                tap(page, "#window")
+                no_violations(page, "choosing files, centre hashes ticked")
+            page.set_input_files("#pick-files", [str(f) for f in files])
+            wait_text(page, "#status", "Done")
+            tap(page, "#to-review")
+            shown = submitted(page)
+            assert sorted(i["pdq"] for i in shown["items"]) == sorted(whole)
+            if not ticked:
+                assert shown["version"] == 1 and set(shown["counts"]) == {"items", "image", "video", "video_frames",
+                                                                           "low_quality"}
+                assert not any("windows" in i for i in shown["items"]) and page.is_hidden("#review-windows")
+                continue
+            assert shown["version"] == 3 and shown["counts"]["window_hashes"] == len(files) - 1
+            for item in shown["items"]:
+                centre = pdq_window_hash(whole[item["pdq"]])
+                expected = {"centre70": {"pdq": centre.hex, "quality": centre.quality}} if centre.quality >= 50 else None
+                assert item.get("windows") == expected, whole[item["pdq"]].name
+            assert page.inner_text("#review-windows").startswith(
+                f"Also included, because you chose it: a fingerprint of the centre of {len(files) - 1} of your "
+                f"{len(files)} photos.")
+            no_violations(page, "what will be sent, with centre hashes")
+            tap(page, "#send")
+            page.wait_for_selector("#step-done:not([hidden])")
+            assert page.inner_text("#done-case").startswith("NC-")
+        sent = [json.loads(b) for b in guard.bodies if b.startswith(b"{") and b"ncii-hash-submission" in b]
+        assert [s["version"] for s in sent] == [3]
+    finally:
+        context.close()
+    assert guard.foreign == []
 
 
 def test_pixel_limit_before_decoding(page, site):

@@ -157,3 +157,47 @@ def test_dct_matrix_equals_native(tmp_path):
     for name in BUILT:
         got = np.fromfile(tmp_path / f"{name}.dct", np.float32).reshape(4096, 256)
         assert got.tobytes() == native.tobytes(), f"{name}: the DCT differs from the native core's"
+
+
+WINDOWS = """
+const pdq = require(process.argv[1]);
+const fs = require("fs"), path = require("path");
+const [w, h] = [Number(process.argv[2]), Number(process.argv[3])];
+(async () => {
+  const out = {boxes: [], rounds: [], hashes: {}};
+  for (let a = 1; a <= 400; a++) for (const b of [1, 2, 15, 35, 155, 215]) {
+    const box = pdq.windowBox(a, b, 0.7);
+    out.boxes.push([box.top, box.top + box.height, box.left, box.left + box.width]);
+  }
+  for (const x of JSON.parse(process.argv[4])) out.rounds.push(pdq.roundHalfEven(x));
+  const pixels = fs.readFileSync(process.argv[5]);
+  for (const name of ["pdq.wasm", "pdq-simd.wasm"]) {
+    const hasher = await pdq.instantiate(fs.readFileSync(path.join(path.dirname(process.argv[1]), name)));
+    out.hashes[name] = [hasher.hashWindow(pixels, w, h, 3, "centre70"),
+      hasher.hashWindow(pixels.subarray(w * h * 3), w, h, 1, "centre70")];
+  }
+  process.stdout.write(JSON.stringify(out));
+})();
+"""
+
+
+def test_window_box_and_rounding_equal_python(tmp_path):
+    """The page's centre window (pdq.js windowBox, hashWindow): the box of
+    ncii_hash.image.variants.window_box for every width 1..400 against several heights (ties of
+    round-half-even among them: 15 * 0.7 = 10.5 -> 10, Math.round would give 11), Python's round
+    on halves, and the window hash equal to pdq_window_hash's on the same pixels."""
+    from ncii_hash.image import pdq_window_hash
+    from ncii_hash.image.variants import window_box
+
+    values = [0.5, 1.5, 2.5, 10.5, 11.5, 150.5, 32.5, -0.5, -1.5, 0.49999999999999994, 2.0000000001, 7.0, 1e15 + 0.5]
+    rgb = np.random.default_rng(8).integers(0, 256, (155, 215, 3), dtype=np.uint8)
+    raw = tmp_path / "pixels.raw"
+    raw.write_bytes(rgb.tobytes() + np.ascontiguousarray(rgb[:, :, 0]).tobytes())
+    done = subprocess.run([node(), "-e", WINDOWS, str(ASSETS / "pdq.js"), "215", "155", json.dumps(values), str(raw)],
+                          check=True, capture_output=True, text=True, timeout=120)
+    got = json.loads(done.stdout)
+    assert got["boxes"] == [list(window_box(a, b, 0.7)) for a in range(1, 401) for b in (1, 2, 15, 35, 155, 215)]
+    assert got["rounds"] == [round(x) for x in values]
+    expected = [pdq_window_hash(rgb), pdq_window_hash(np.ascontiguousarray(rgb[:, :, 0]))]
+    for name in BUILT:
+        assert got["hashes"][name] == [{"hash": e.hex, "quality": e.quality} for e in expected], name

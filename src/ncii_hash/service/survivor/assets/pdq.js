@@ -19,6 +19,37 @@
     return s;
   }
 
+  // Python's round() of a double (ties to even: 10.5 -> 10, 11.5 -> 12), which Math.round
+  // (ties up) is not; x - floor(x) is exact for every double, so the tie test is exact too.
+  function roundHalfEven(x) {
+    const f = Math.floor(x), d = x - f;
+    if (d !== 0.5) return d < 0.5 ? f : f + 1;
+    return f % 2 === 0 ? f : f + 1;
+  }
+
+  // The box keeping `fraction` of each side, centred: ncii_hash.image.variants.window_box
+  // (same doubles, same rounding), as {top, left, width, height}.
+  function windowBox(width, height, fraction) {
+    const bw = Math.max(1, Math.min(width, roundHalfEven(width * fraction)));
+    const bh = Math.max(1, Math.min(height, roundHalfEven(height * fraction)));
+    const left = Math.min(width - bw, Math.max(0, roundHalfEven((width - bw) * 0.5)));
+    const top = Math.min(height - bh, Math.max(0, roundHalfEven((height - bh) * 0.5)));
+    return { top: top, left: left, width: bw, height: bh };
+  }
+
+  // The pixels of `box` (rows of width*channels bytes), as a new Uint8Array.
+  function cutBox(pixels, width, channels, box) {
+    const row = box.width * channels, out = new Uint8Array(row * box.height);
+    for (let y = 0; y < box.height; y++) {
+      const start = ((box.top + y) * width + box.left) * channels;
+      out.set(pixels.subarray(start, start + row), y * row);
+    }
+    return out;
+  }
+
+  // The submission's shared windows (ncii_hash.submission.SHARED_WINDOWS): the share of each side.
+  const WINDOWS = { centre70: 0.7 };
+
   class Hasher {
     constructor(instance) {
       this.exports = instance.exports;
@@ -50,6 +81,15 @@
         e.ncii_free(buf);
         e.ncii_free(out);
       }
+    }
+
+    // The hash of a shared window (e.g. "centre70") of the picture, cut from these pixels:
+    // ncii_hash.image.pdq_window_hash on the same pixels, bit for bit.
+    hashWindow(pixels, width, height, channels, name) {
+      const ch = channels || 4;
+      if (!Object.prototype.hasOwnProperty.call(WINDOWS, name)) throw new RangeError("unknown window " + name);
+      const box = windowBox(width, height, WINDOWS[name]);
+      return this.hash(cutBox(pixels, width, ch, box), box.width, box.height, ch);
     }
 
     // The core's 16x16 DCT of a 64x64 float array (Float32Array of 4096), for tests.
@@ -88,7 +128,8 @@
     return instantiate(await response.arrayBuffer());
   }
 
-  const api = { instantiate: instantiate, load: load, simdSupported: simdSupported, hex: hex };
+  const api = { instantiate: instantiate, load: load, simdSupported: simdSupported, hex: hex,
+    roundHalfEven: roundHalfEven, windowBox: windowBox, cutBox: cutBox, WINDOWS: WINDOWS };
   if (typeof module === "object" && module.exports) module.exports = api;
   else root.NciiPdq = api;
 })(typeof self !== "undefined" ? self : this);

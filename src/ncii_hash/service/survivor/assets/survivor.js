@@ -1,6 +1,8 @@
 // The hub's survivor page: the local app's page (app.js, unchanged) with its /api/... calls
 // answered here, inside the browser, instead of by a local server:
-//   /api/hash        a picture is decoded by the browser and hashed by the PDQ module; a video
+//   /api/hash        a picture is decoded by the browser and hashed by the PDQ module (with
+//                    ?window=true, the survivor's opt-in, also its centre window, cut from the
+//                    same pixels); a video
 //                    gives the MD5 of its bytes (read in chunks) and the PDQ hashes of one
 //                    frame a second, decoded by the browser's <video>
 //   /api/submission  the submission text, built here exactly as `ncii-hash hash -o` writes it
@@ -18,13 +20,14 @@
   const MAX_PIXELS = Number(script.dataset.maxPixels);
   const MAX_FILE_BYTES = Number(script.dataset.maxFileBytes);
   const LOW_QUALITY = 50;
+  const WINDOW = "centre70";  // the shared window of a submission (version 3)
   const THUMB = 96;
   const MAX_VIDEO_SECONDS = 4 * 3600;
   const realFetch = window.fetch.bind(window);
   const hasher = window.NciiPdq.load(BASE, MODULES);
   hasher.catch(() => {});  // reported when a picture is hashed
 
-  const items = new Map();   // id -> {kind, pdq, quality}
+  const items = new Map();   // id -> {kind, pdq, quality[, window: {pdq, quality}]}
   let counter = 0;
   let submission = null;     // {text, key, url}
 
@@ -225,7 +228,7 @@
     }
   }
 
-  async function hashFile(blob) {
+  async function hashFile(blob, withWindow) {
     if (!blob.size) throw new Refused("empty");
     if (blob.size > MAX_FILE_BYTES) throw new Refused("too_large");
     let head = new Uint8Array(await blob.slice(0, 1 << 20).arrayBuffer());
@@ -246,15 +249,20 @@
     try {
       const rgba = (info.alpha && unpremultipliedPixels(bitmap)) || pixelsOf(bitmap);
       const h = await hasher;
-      const result = info.grey ? h.hash(grey(rgba), bitmap.width, bitmap.height, 1)
-        : h.hash(rgba, bitmap.width, bitmap.height, 4);
-      return { kind: "image", pdq: result.hash, quality: result.quality, thumbnail: thumbnailOf(bitmap) };
+      const pixels = info.grey ? grey(rgba) : rgba, channels = info.grey ? 1 : 4;
+      const result = h.hash(pixels, bitmap.width, bitmap.height, channels);
+      const media = { kind: "image", pdq: result.hash, quality: result.quality, thumbnail: thumbnailOf(bitmap) };
+      if (withWindow) {  // kept only when good enough to match on (as ncii-hash hash --share-window)
+        const w = h.hashWindow(pixels, bitmap.width, bitmap.height, channels, WINDOW);
+        if (w.quality >= LOW_QUALITY) media.window = { pdq: w.hash, quality: w.quality };
+      }
+      return media;
     } finally {
       bitmap.close();
     }
   }
 
-  // ---- the submission (format of src/ncii_hash/submission.py, version 1) ------------------
+  // ---- the submission (format of src/ncii_hash/submission.py: version 1, or 3 with windows) --
   function shuffle(list) {
     const r = new Uint32Array(1);
     for (let i = list.length - 1; i > 0; i--) {
@@ -270,18 +278,26 @@
     return btoa(String.fromCharCode.apply(null, b)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
   }
 
-  function buildSubmission(ids) {
+  function imageItem(m, withWindows) {
+    const item = { kind: "image", pdq: m.pdq, quality: m.quality };
+    if (withWindows && m.window) item.windows = { [WINDOW]: { pdq: m.window.pdq, quality: m.window.quality } };
+    return item;
+  }
+
+  function buildSubmission(ids, withWindows) {
     const chosen = ids.map((id) => items.get(id)).filter(Boolean);
     if (!chosen.length) return null;
     const images = chosen.filter((m) => m.kind === "image");
     const videos = chosen.filter((m) => m.kind === "video");
-    const list = shuffle(images.map((m) => ({ kind: "image", pdq: m.pdq, quality: m.quality }))
+    const windows = withWindows ? images.filter((m) => m.window).length : 0;
+    const list = shuffle(images.map((m) => imageItem(m, withWindows))
       .concat(videos.map((v) => ({ kind: "video", frames: shuffle(v.frames.slice()), md5: v.md5 }))));
+    const counts = { items: list.length, image: images.length, video: videos.length,
+      video_frames: videos.reduce((n, v) => n + v.frames.length, 0),
+      low_quality: images.filter((m) => m.quality < LOW_QUALITY).length };
+    if (windows) counts.window_hashes = windows;
     const text = JSON.stringify({
-      format: "ncii-hash-submission", version: 1, algorithm: "pdq", items: list,
-      counts: { items: list.length, image: images.length, video: videos.length,
-        video_frames: videos.reduce((n, v) => n + v.frames.length, 0),
-        low_quality: images.filter((m) => m.quality < LOW_QUALITY).length },
+      format: "ncii-hash-submission", version: windows ? 3 : 1, algorithm: "pdq", items: list, counts: counts,
     }, null, 2) + "\n";
     forgetSubmission();
     const url = URL.createObjectURL(new Blob([text], { type: "application/json" }));
@@ -343,7 +359,7 @@
   }
 
   // ---- the app page's local API, answered in the page -------------------------------------
-  async function api(path, init) {
+  async function api(path, query, init) {
     const body = init.body;
     const data = typeof body === "string" ? JSON.parse(body || "{}") : {};
     switch (path) {
@@ -354,12 +370,15 @@
         return reply(null, 204);
       case "/api/hash":
         try {
-          const media = await hashFile(body);
+          const media = await hashFile(body, query.get("window") === "true");
           const id = "i" + (++counter);
           items.set(id, media);
-          return reply(media.kind === "video"
-            ? { id: id, kind: "video", quality: media.quality, frames: media.frames.length, thumbnail: null }
-            : Object.assign({ id: id }, media));
+          if (media.kind === "video") {
+            return reply({ id: id, kind: "video", quality: media.quality, frames: media.frames.length, thumbnail: null });
+          }
+          const shown = Object.assign({ id: id }, media);
+          if (media.window) shown.window = media.window.pdq;
+          return reply(shown);
         } catch (e) {
           return reply({ error: e instanceof Refused ? e.message : "failed" }, 422);
         }
@@ -372,7 +391,7 @@
         forgetSubmission();
         return reply({});
       case "/api/submission": {
-        const text = buildSubmission(data.ids || []);
+        const text = buildSubmission(data.ids || [], data.windows === true);
         return text === null ? reply({ detail: "nothing to send" }, 409) : reply({ text: text });
       }
       case "/api/submit":
@@ -386,7 +405,7 @@
 
   window.fetch = function (input, init) {
     const url = new URL(typeof input === "string" ? input : input.url, location.href);
-    if (url.origin === location.origin && url.pathname.startsWith("/api/")) return api(url.pathname, init || {});
+    if (url.origin === location.origin && url.pathname.startsWith("/api/")) return api(url.pathname, url.searchParams, init || {});
     if (url.origin === location.origin && url.pathname.startsWith("/static/messages/")) {
       return realFetch(BASE + url.pathname.slice("/static/".length), { credentials: "same-origin" });
     }
