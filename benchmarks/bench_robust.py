@@ -105,7 +105,7 @@ class Option:
     def keeps(self, name: str) -> bool:
         """Whether this option queries the variant called ``name`` (query_variants' names)."""
         frame, _, window = name.partition("/")
-        win_names = {V._window_name(f, a) for f, a in V.WINDOW_SETS[self.windows]}
+        win_names = {V.window_name(f, a) for f, a in V.WINDOW_SETS[self.windows]}
         if window and window not in win_names:
             return False
         if frame == "whole":
@@ -179,7 +179,7 @@ class Hashed:
 def bank_side(px: np.ndarray) -> Hashed:
     """The whole picture's hash (full resolution, as pdq_hash) and every candidate window's."""
     boxes = [V.window_box(px.shape[1], px.shape[0], f, a) for f, a in BANK_WINDOWS]
-    return Hashed(V.window_hashes(px, boxes), ("whole", *(V._window_name(f, a) for f, a in BANK_WINDOWS)))
+    return Hashed(V.window_hashes(px, boxes), ("whole", *(V.window_name(f, a) for f, a in BANK_WINDOWS)))
 
 
 def query_side(px: np.ndarray) -> Hashed:
@@ -193,7 +193,7 @@ def query_side(px: np.ndarray) -> Hashed:
 
 def kinds(opt: Option) -> list[str]:
     """The banked kinds of an option: "whole", then its window names."""
-    return ["whole"] + [V._window_name(f, a) for f, a in V.WINDOW_SETS[opt.windows]]
+    return ["whole"] + [V.window_name(f, a) for f, a in V.WINDOW_SETS[opt.windows]]
 
 
 def target_of(name: str) -> str:

@@ -32,13 +32,13 @@ def assert_nothing_banked(hub, keys) -> None:
 def test_bad_submissions_are_refused_and_change_nothing(hub):
     keys = hub.add_partner("p")
     good = submission_body(1)
-    wrong_version = {**good, "version": 3}
+    wrong_version = {**good, "version": 4}
     short_hash = json.loads(json.dumps(good))
     short_hash["items"][0]["pdq"] = "ab" * 31
     empty = {**good, "items": [], "counts": {"items": 0}}
     cases = {
         b"{not json": "not valid JSON",
-        json.dumps(wrong_version).encode(): "unsupported submission version 3",
+        json.dumps(wrong_version).encode(): "unsupported submission version 4",
         json.dumps(short_hash).encode(): "64",
         json.dumps(empty).encode(): "no items",
         json.dumps({**good, "file_name": "me.jpg"}).encode(): "unexpected fields",

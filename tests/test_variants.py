@@ -198,12 +198,14 @@ def test_bank_matches_a_screenshot_only_with_query_variants(tmp_path):
     assert [m.case_id for m in robust[1].pdq] == [m.case_id for m in plain[1].pdq]  # a flip: dihedral as before
 
 
-def test_bank_refuses_a_plan_with_survivor_windows(tmp_path):
+def test_bank_refuses_a_plan_cutting_windows_survivors_do_not_share(tmp_path):
     from ncii_hash.bank import HashBank, image_match
 
     with HashBank(tmp_path / "bank.db", create=True) as bank:
-        with pytest.raises(ValueError, match="whole-picture hashes only"):
-            image_match.match_images(bank, [_photo()], variants=v.VariantPlan(windows="centre70"))
+        with pytest.raises(ValueError, match=r"only the windows survivors share \(centre70\)"):
+            image_match.match_images(bank, [_photo()], variants=v.VariantPlan(windows="corners90"))
+        # the shared window is fine: an empty window index simply finds nothing
+        assert image_match.match_images(bank, [_photo()], variants=v.WINDOW_VARIANTS)[0].pdq == ()
         with pytest.raises(TypeError, match="VariantPlan"):
             image_match.match_images(bank, [_photo()], variants="rotations")
 

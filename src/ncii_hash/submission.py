@@ -189,7 +189,7 @@ def make_submission(hashes: Any, qualities: Iterable[int], kinds: Iterable[str] 
     if len(k) != h.shape[0] or any(x != "image" for x in k):
         raise ValueError("kinds must be 'image' for every hash (videos go in videos=)")
     return Submission(hashes=h, qualities=q, kinds=k, videos=tuple(videos),
-                      features=tuple(_feature_bytes(f) for f in features), windows=_check_windows(windows, h.shape[0]))
+                      features=tuple(_feature_bytes(f) for f in features), windows=check_windows(windows, h.shape[0]))
 
 
 def image_windows(name: str, hashes: Any, qualities: Iterable[int]) -> list[ImageWindow]:
@@ -202,7 +202,9 @@ def image_windows(name: str, hashes: Any, qualities: Iterable[int]) -> list[Imag
     return [ImageWindow(i, name, h[i].tobytes(), q[i]) for i in range(h.shape[0]) if q[i] >= PDQ_MIN_QUALITY]
 
 
-def _check_windows(windows: Iterable[ImageWindow], n_images: int, error: type = ValueError) -> tuple:
+def check_windows(windows: Iterable[ImageWindow], n_images: int, error: type = ValueError) -> tuple:
+    """``windows`` checked against a submission of ``n_images`` images (raising ``error``),
+    sorted by image and name."""
     out, seen = [], set()
     for w in windows:
         if not isinstance(w, ImageWindow):
@@ -305,7 +307,7 @@ def parse_submission(obj: Any) -> Submission:
     if type(n_windows) is not int or n_windows != len(windows):
         raise SubmissionError(f"'counts.window_hashes' does not match the {len(windows)} window hash(es) of the items")
     return Submission(hashes=hashes, qualities=np.asarray(quals, np.int32), kinds=tuple(kinds), videos=tuple(videos),
-                      features=features, windows=_check_windows(windows, len(hexes), SubmissionError))
+                      features=features, windows=check_windows(windows, len(hexes), SubmissionError))
 
 
 def _parse_windows(obj: Any, image: int, where: str) -> list[ImageWindow]:

@@ -34,26 +34,28 @@ from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, Union
 import numpy as np
 
 from ..features.orb import FeatureSet
-from ..hashes import PDQ_HASH_BYTES, PDQ_MATCH_THRESHOLD, PDQ_MIN_QUALITY
+from ..hashes import PDQ_MATCH_THRESHOLD, PDQ_MIN_QUALITY
 from ..image.io import ImageSource
 from ..index import DEFAULT_BACKEND, RangeResult
-from ..submission import Submission, parse_submission, read_submission
+from ..submission import ImageWindow, Submission, parse_submission, read_submission
 from . import cases, exchange, image_match, sync, video_match
-from .feature_store import FeatureStore, feature_sets_of
+from .feature_store import FeatureStore, feature_queries, feature_sets_of
 from .image_match import ImageMatchReport
 from .index_sync import IndexSync
 from .records import (BankError, BankMatch, BankStats, CaseInfo, ChangeSet, FeatureBankMatch, ImageBankMatch,
-                      PathLike, VideoBankMatch, new_case_id)
+                      PathLike, VideoBankMatch, bank_queries, new_case_id)
 from .snapshots import server_snapshot_base
 from .store import open_database
+from .windows import WindowIndexes
 
 
 class HashBank:
     """A durable bank of NCII hash cases (see module docs for the guarantees).
 
     Owns its parts: the :class:`~.db.Database` (the truth), the :class:`~.index_sync.IndexSync`
-    (the hash index derived from it) and the :class:`~.feature_store.FeatureStore` (local
-    features and their index); one lock serializes every call.
+    (the hash index derived from it), the :class:`~.windows.WindowIndexes` (survivors' opt-in
+    window hashes) and the :class:`~.feature_store.FeatureStore` (local features and their
+    index); one lock serializes every call.
 
     ``snapshot``: keep index snapshots next to the bank file, or for a server bank in
     ``snapshot_dir`` (this host's, owner-only): an open then loads one plus the log tail.
@@ -76,10 +78,12 @@ class HashBank:
         self.path: Union[Path, str] = self._db.path if self._db.path is not None else self._db.name
         try:
             base = server_snapshot_base(self._db, snapshot_dir) if snapshot and self._db.path is None else None
-            self._hashes = IndexSync(self._db, backend=backend, snapshot_base=base,
-                                     snapshots=snapshot and (self._db.path is not None or base is not None))
+            snaps = snapshot and (self._db.path is not None or base is not None)
+            self._hashes = IndexSync(self._db, backend=backend, snapshot_base=base, snapshots=snaps)
+            self._windows = WindowIndexes(self._db, backend=backend, snapshot_base=base, snapshots=snaps)
             self._features = FeatureStore(self._db, snapshots=snapshot and self._db.path is not None)
             self._hashes.open()
+            self._windows.open()
         except BaseException:
             self._db.close()
             raise
@@ -114,12 +118,16 @@ class HashBank:
         allow_low_quality: Optional[bool] = None,
         case_id: Optional[str] = None,
         features: Iterable[Any] = (),
+        windows: Iterable[ImageWindow] = (),
     ) -> str:
         """Bank a new case; returns its (random, unguessable) case id.
 
         ``features``: local feature sets (:func:`ncii_hash.image_features`, or their bytes)
         of the case's images, matched by :meth:`match_features`. They reveal much more than
         hashes (see :mod:`ncii_hash.features`): bank them only with the survivor's consent.
+
+        ``windows``: the survivor's opt-in window hashes of the images (``ImageWindow``, its
+        ``image`` a row of ``hashes``), matched with :meth:`match` ``(window=...)``.
 
         ``hashes``/``qualities``: image hashes. ``videos``: each a ``VideoHash``, a
         submission's ``SubmittedVideo`` or a ``(frames, qualities, md5)`` tuple; its frames
@@ -128,6 +136,7 @@ class HashBank:
         allow = self.allow_low_quality if allow_low_quality is None else allow_low_quality
         new = cases.NewCase(hashes, qualities, kind=kind, videos=videos, allow_low_quality=allow)
         fsets = feature_sets_of(features)
+        wins = cases.check_windows(windows, new.images)
         cases.check_case_id(case_id)
         with self._lock:
             self._hashes.catch_up()
@@ -135,11 +144,13 @@ class HashBank:
             with self._db.write() as w:
                 if cases.case_exists(self._db, cid):
                     raise BankError(f"case {cid} already exists")
-                now = time.time()
-                ids = cases.insert_case(self._db, cid, new.codes, new.qualities, new.kinds, now, w.next_seq(),
-                                        new.items, new.videos)
+                now, seq = time.time(), w.next_seq()
+                ids = cases.insert_case(self._db, cid, new.codes, new.qualities, new.kinds, now, seq, new.items,
+                                        new.videos)
+                added = self._windows.insert([(ids[w.image], w.name, w.pdq, w.quality, seq) for w in wins])
                 fids = self._features.insert(cid, fsets, now)
             self._hashes.applied(w, codes=new.codes, ids=ids)
+            self._windows.applied(w, added=added)
             self._features.applied(w, added=fids, sets=fsets)
             return cid
 
@@ -152,7 +163,7 @@ class HashBank:
         else:
             sub = read_submission(submission)
         return self.add_case(sub.hashes, sub.qualities, kind=list(sub.kinds), videos=sub.videos,
-                             features=sub.features, **kwargs)
+                             features=sub.features, windows=sub.windows, **kwargs)
 
     def withdraw(self, case_id: str) -> int:
         """Withdraw a case: its hashes are deleted and never match again. Returns how many.
@@ -168,9 +179,11 @@ class HashBank:
                 fids = self._features.delete_case(case_id)
             self._features.applied(w, removed=fids)
             self._hashes.applied(w, removed=ids)
+            self._windows.applied(w, removed=ids)
             # No copy of the withdrawn hashes may stay on disk: old WAL frames, snapshots.
             self._db.checkpoint()
             self._hashes.snapshots.drop_all()
+            self._windows.drop_snapshots()
             self._features.snapshots.drop_all()
             return len(ids)
 
@@ -189,7 +202,8 @@ class HashBank:
             with self._db.write() as w:
                 codes, ids = parsed.write(self._db, w)
             self._hashes.applied(w, codes=codes, ids=ids)
-            self._features.applied(w)  # no feature sets imported: the feature index stays current
+            self._windows.applied(w)  # CSV rows are whole pictures: the other indexes stay current
+            self._features.applied(w)
         return parsed.order
 
     def export(self, path: PathLike, format: str = "te-csv") -> int:
@@ -215,7 +229,7 @@ class HashBank:
         ``fetch_key,subscription_key[,base_url]``. Details: :mod:`ncii_hash.bank.sync`."""
         client = sync.partner_client(base_url, keys, timeout=timeout)
         run = sync.FeedSync(self._lock, self._db, self._hashes, self._features, client, signal_types=signal_types,
-                            page_size=page_size)
+                            page_size=page_size, windows=self._windows)
         return run.run(max_pages=max_pages, restart=restart)
 
     # ------------------------------------------------------------------ reading
@@ -235,6 +249,12 @@ class HashBank:
         with self._lock:
             return self._features.count()
 
+    def window_count(self) -> int:
+        """Shared window hashes banked (all window names), as the indexes hold them."""
+        with self._lock:
+            self._windows.catch_up()
+            return len(self._windows)
+
     def __len__(self) -> int:
         with self._lock:
             return int(self._db.execute("SELECT COUNT(*) FROM hashes").fetchone()[0])
@@ -247,41 +267,20 @@ class HashBank:
         *,
         dihedral: bool = True,
         threads: int = 0,
+        window: Optional[str] = None,
     ) -> list[BankMatch]:
         """Banked hashes within ``radius`` (inclusive) of each query, as BankMatch records,
         sorted by query, distance, hash id. ``queries``: ``(Q, 32)`` hashes, or ``(Q, 8, 32)``
-        sets from ``pdq_hash(..., dihedral=True).dihedral`` (all 8 searched with ``dihedral``)."""
-        q = np.asarray(queries)
-        if q.dtype != np.uint8:
-            raise TypeError(f"queries must be uint8 hashes; got dtype {q.dtype}")
-        if q.ndim == 1:
-            q = q.reshape(1, -1)
-        if q.ndim == 3:
-            if q.shape[1:] != (8, PDQ_HASH_BYTES):
-                raise ValueError(f"dihedral queries must have shape (Q, 8, 32); got {q.shape}")
-            if not dihedral:
-                q = q[:, 0, :]
-        elif q.ndim != 2 or q.shape[1] != PDQ_HASH_BYTES:
-            raise ValueError(f"queries must have shape (Q, 32) or (Q, 8, 32); got {q.shape}")
-        q = np.ascontiguousarray(q)
+        sets from ``pdq_hash(..., dihedral=True).dihedral`` (all 8 searched with ``dihedral``).
+        ``window="centre70"``: the queries are that window cut from uploads, searched among the
+        banked windows of that name only; a match names the image the window belongs to."""
+        q = bank_queries(queries, dihedral)
         with self._lock:
-            res = self._hashes.range_search(q, radius, dihedral=q.ndim == 3, threads=threads)
-            if res.ids.size == 0:
-                return []
-            # The table is the truth: map ids to cases, dropping anything no longer banked.
-            owner = dict(self._db.rows_for_ids("SELECT hash_id, case_id FROM hashes WHERE hash_id IN ({})", res.ids))
-        variants = res.variants if res.variants is not None else np.zeros(res.ids.size, np.int8)
-        out = []
-        lims = res.lims
-        for qi in range(lims.size - 1):
-            for j in range(int(lims[qi]), int(lims[qi + 1])):
-                hid = int(res.ids[j])
-                cid = owner.get(hid)
-                if cid is not None:
-                    out.append(BankMatch(query=qi, case_id=cid, hash_id=hid, distance=int(res.distances[j]),
-                                         variant=int(variants[j])))
-        # Rows come ordered per query by (distance, id): filtering keeps that order.
-        return out
+            if window is None:
+                res = self._hashes.range_search(q, radius, dihedral=q.ndim == 3, threads=threads)
+            else:
+                res = self._windows.range_search(window, q, radius, dihedral=q.ndim == 3, threads=threads)
+            return cases.bank_matches(self._db, res)
 
     def search_index(self, queries: np.ndarray, radius: int = PDQ_MATCH_THRESHOLD, *, dihedral: bool = False,
                      threads: int = 0) -> RangeResult:
@@ -300,6 +299,7 @@ class HashBank:
         features: bool = True,
         threads: int = 0,
         progress: Optional[Callable[[int, int], None]] = None,
+        windows: bool = True,
     ) -> list[ImageMatchReport]:
         """Match a batch of images (paths, bytes, PIL images or arrays): one
         :class:`ImageMatchReport` per image, in order. One bad image never stops the batch
@@ -308,11 +308,12 @@ class HashBank:
         PDQ first: each image's hash in all 8 orientations (``dihedral``) and, when it has a
         uniform border, the content inside it (``trim_borders``), within ``radius``
         (inclusive). Then, for the images PDQ missed, local features (``features``; only
-        when the bank holds feature sets and OpenCV is installed). ``progress(done, total)``
-        follows the hashing.
+        when the bank holds feature sets and OpenCV is installed). When the bank holds shared
+        window hashes (``windows``), the upload's windows are searched among them (small
+        rotations, banners). ``progress(done, total)`` follows the hashing.
         """
         return image_match.match_images(self, images, radius=radius, dihedral=dihedral, trim_borders=trim_borders,
-                                        features=features, threads=threads, progress=progress)
+                                        features=features, threads=threads, progress=progress, windows=windows)
 
     def match_image(self, image: ImageSource, *, radius: Optional[int] = None, features: bool = True,
                     threads: int = 0) -> list[ImageBankMatch]:
@@ -328,11 +329,7 @@ class HashBank:
         """Banked images each query shows (crop, rotation, banner, screenshot ...), by local
         features: candidates from the feature index, each verified geometrically. Sorted by
         query, then inliers (most first)."""
-        if isinstance(queries, FeatureSet):
-            queries = [queries]
-        for q in queries:
-            if not isinstance(q, FeatureSet):
-                raise TypeError(f"queries must be FeatureSet objects, got {type(q).__name__}")
+        queries = feature_queries(queries)
         with self._lock:
             return self._features.search(queries, threads=threads)
 
@@ -364,13 +361,14 @@ class HashBank:
     def stats(self) -> BankStats:
         with self._lock:
             self._hashes.catch_up()
+            self._windows.catch_up()
             c = self._db.execute("SELECT COUNT(*), SUM(CASE WHEN status='active' THEN 1 ELSE 0 END), "
                                  "SUM(CASE WHEN status='withdrawn' THEN 1 ELSE 0 END) FROM cases").fetchone()
             n = self._db.execute("SELECT COUNT(*) FROM hashes").fetchone()[0]
             return BankStats(cases=c[0], active_cases=int(c[1] or 0), withdrawn_cases=int(c[2] or 0), hashes=n,
                              change_seq=self._hashes.seq, file_bytes=self._db.file_bytes(),
                              index_entries=len(self._hashes), index_source=self._hashes.source,
-                             feature_sets=self._features.count())
+                             feature_sets=self._features.count(), window_hashes=len(self._windows))
 
     @property
     def index_size(self) -> int:
@@ -387,7 +385,7 @@ class HashBank:
     def verify(self) -> None:
         """Check that the index and the table agree exactly; raises BankError if not."""
         with self._lock:
-            if problem := self._hashes.disagreement():
+            if problem := self._hashes.disagreement() or self._windows.disagreement():
                 raise BankError(f"{self.path}: {problem}")
 
     def save_snapshot(self) -> Optional[Path]:
@@ -407,6 +405,7 @@ class HashBank:
             if save_snapshot:
                 try:
                     self._hashes.save_snapshot()
+                    self._windows.save_snapshots()
                     self._features.save_snapshot()
                 except OSError:
                     pass

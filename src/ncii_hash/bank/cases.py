@@ -13,9 +13,10 @@ from typing import Any, Iterable, Optional, Sequence, Union
 
 import numpy as np
 
+from .. import submission
 from ..hashes import PDQ_HASH_BYTES, PDQ_MIN_QUALITY, as_hash_array
 from .db import Database
-from .records import CASE_ID_PATTERN, MEDIA_KINDS, BankError, CaseInfo, codes_from_blobs, video_parts
+from .records import CASE_ID_PATTERN, MEDIA_KINDS, BankError, BankMatch, CaseInfo, codes_from_blobs, video_parts
 
 
 def check_hashes(hashes: Any, qualities: Any, kinds: Union[str, Sequence[str]], *,
@@ -58,6 +59,7 @@ class NewCase:
             hashes = np.zeros((0, PDQ_HASH_BYTES), np.uint8)
         h, q, k = check_hashes(hashes, qualities, kind, allow_low_quality=allow_low_quality)
         items = [0] * h.shape[0]
+        n_images = h.shape[0]
         self.videos: list[tuple[int, str]] = []  #: (item, md5)
         for n, video in enumerate(videos, start=1):
             frames, fq, md5 = video_parts(video)
@@ -73,7 +75,13 @@ class NewCase:
             self.videos.append((n, md5))
         if h.shape[0] == 0:
             raise BankError("a case needs at least one hash or video")
+        self.images = n_images  #: the image hashes are the first rows
         self.codes, self.qualities, self.kinds, self.items = h, q, k, items
+
+
+def check_windows(windows: Iterable[Any], n_images: int) -> tuple:
+    """A case's shared window hashes, checked (``ImageWindow``, ``image`` < ``n_images``)."""
+    return submission.check_windows(windows, n_images, BankError)
 
 
 def check_case_id(case_id: Optional[str]) -> None:
@@ -131,9 +139,10 @@ def case_status(db: Database, case_id: str) -> str:
 
 
 def withdraw_case(db: Database, case_id: str, now: float, seq: int) -> list[int]:
-    """Delete an active case's hashes and videos and mark it withdrawn as change ``seq``;
-    the hash ids removed."""
+    """Delete an active case's hashes (with their window hashes) and videos and mark it
+    withdrawn as change ``seq``; the hash ids removed."""
     ids = [r[0] for r in db.execute("SELECT hash_id FROM hashes WHERE case_id=?", (case_id,))]
+    db.execute("DELETE FROM windows WHERE hash_id IN (SELECT hash_id FROM hashes WHERE case_id=?)", (case_id,))
     db.execute("DELETE FROM hashes WHERE case_id=?", (case_id,))
     db.execute("DELETE FROM videos WHERE case_id=?", (case_id,))
     db.execute("UPDATE cases SET status='withdrawn', withdrawn_at=? WHERE case_id=?", (now, case_id))
@@ -158,3 +167,21 @@ def case_info(db: Database, case_id: str) -> CaseInfo:
 def case_hashes(db: Database, case_id: str) -> np.ndarray:
     rows = db.execute("SELECT hash FROM hashes WHERE case_id=? ORDER BY hash_id", (case_id,)).fetchall()
     return codes_from_blobs(r[0] for r in rows)
+
+
+def bank_matches(db: Database, res: Any) -> list[BankMatch]:
+    """An index's range search result as BankMatch records, the ``hashes`` table being the
+    truth: ids no longer banked (withdrawn since the index last caught up) are dropped. Rows
+    come ordered per query by (distance, id); filtering keeps that order."""
+    if res.ids.size == 0:
+        return []
+    owner = dict(db.rows_for_ids("SELECT hash_id, case_id FROM hashes WHERE hash_id IN ({})", res.ids))
+    variants = res.variants if res.variants is not None else np.zeros(res.ids.size, np.int8)
+    out = []
+    for qi in range(res.lims.size - 1):
+        for j in range(int(res.lims[qi]), int(res.lims[qi + 1])):
+            cid = owner.get(int(res.ids[j]))
+            if cid is not None:
+                out.append(BankMatch(query=qi, case_id=cid, hash_id=int(res.ids[j]), distance=int(res.distances[j]),
+                                     variant=int(variants[j])))
+    return out

@@ -29,6 +29,16 @@ from .snapshots import SnapshotFiles
 SYNC_CHUNK = 10_000  #: feature sets read from the table per statement while catching up
 
 
+def feature_queries(queries: Any) -> list[FeatureSet]:
+    """``HashBank.match_features``' queries: one FeatureSet or a sequence of them."""
+    if isinstance(queries, FeatureSet):
+        return [queries]
+    for q in queries:
+        if not isinstance(q, FeatureSet):
+            raise TypeError(f"queries must be FeatureSet objects, got {type(q).__name__}")
+    return list(queries)
+
+
 def feature_sets_of(features: Iterable[Any]) -> list[FeatureSet]:
     """Check what a caller wants to bank: FeatureSet objects or their serialized bytes."""
     out = []

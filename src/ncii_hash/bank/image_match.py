@@ -22,7 +22,8 @@ from ..errors import ImageError
 from ..hashes import PDQ_MATCH_THRESHOLD
 from ..image.io import ImageSource, load_pixels
 from ..image.pdq import pdq_hash_many
-from ..image.variants import VariantPlan, query_variants
+from ..image.variants import WINDOW_SETS, WINDOW_VARIANTS, VariantPlan, query_variants, window_name
+from ..submission import SHARED_WINDOWS
 from .records import BankMatch, FeatureBankMatch, ImageBankMatch
 
 
@@ -70,16 +71,19 @@ def match_images(
     threads: int = 0,
     progress: Optional[Callable[[int, int], None]] = None,
     variants: Optional[VariantPlan] = None,
+    windows: bool = True,
 ) -> list[ImageMatchReport]:
-    """One report per image, in order (see :meth:`HashBank.match_images`)."""
+    """One report per image, in order (see :meth:`HashBank.match_images`). ``windows``: when
+    the bank holds survivors' shared window hashes, also search the upload's windows
+    (:data:`~ncii_hash.image.variants.WINDOW_VARIANTS`) among them."""
     if isinstance(images, (str, bytes, bytearray, memoryview, np.ndarray)) or not isinstance(images, Sequence):
         raise TypeError(f"images must be a list of images (paths, bytes, PIL images or arrays); "
                         f"got {type(images).__name__}")
     if variants is not None and not isinstance(variants, VariantPlan):
         raise TypeError(f"variants must be a VariantPlan or None; got {type(variants).__name__}")
-    if variants is not None and variants.windows != "none":
-        raise ValueError("variants: the bank holds whole-picture hashes only; a plan that cuts survivor-side "
-                         "windows (windows != 'none') has nothing to match here")
+    if variants is not None and _window_names(variants) - set(SHARED_WINDOWS):
+        raise ValueError(f"variants: a plan may cut only the windows survivors share ({', '.join(SHARED_WINDOWS)}); "
+                         f"got {sorted(_window_names(variants))}")
     batch = pdq_hash_many(images, dihedral=True, threads=threads, progress=progress, trim_borders=trim_borders)
     ok = [i for i in range(len(images)) if i not in batch.errors]
     # Each image is searched as it is and, when it has a uniform border (letterbox, pad,
@@ -96,8 +100,11 @@ def match_images(
         best = per_image.setdefault(owners[m.query], {})
         if m.hash_id not in best or m.distance < best[m.hash_id].distance:
             best[m.hash_id] = m
-    if variants is not None:
-        _variant_stage(bank, images, ok, variants, per_image, radius=radius, threads=threads)
+    plans = [variants] if variants is not None else []
+    if windows and ok and bank.window_count():
+        plans.append(WINDOW_VARIANTS)
+    for plan in plans:
+        _variant_stage(bank, images, ok, plan, per_image, radius=radius, threads=threads)
     missed = [i for i in ok if i not in per_image]
     feature_hits, checked = _feature_stage(bank, images, missed, features=features, threads=threads)
     reports = []
@@ -114,23 +121,30 @@ def match_images(
 
 def _variant_stage(bank: Any, images: Sequence[ImageSource], ok: list[int], plan: VariantPlan,
                    per_image: dict[int, dict[int, BankMatch]], *, radius: int, threads: int) -> None:
-    """Platform-side query variants (counter-rotations, the photo inside bars and banners) of
-    every hashed image, searched unflipped; a banked hash keeps its best distance over all.
-    The plain hash was searched already, so only the extra rows go to the bank."""
-    rows, owners = [], []
+    """Platform-side query variants (counter-rotations, the photo inside bars and banners, the
+    shared windows cut from them) of every hashed image, searched unflipped, like for like: a
+    whole frame among the whole pictures, a window among the banked windows of its name (a
+    match names the window's image). A banked hash keeps its best distance over all. The plain
+    hash was searched already, so only the extra rows go to the bank."""
+    rows: dict[Optional[str], list] = {}  # window name (None: whole frames) -> [(image, hash)]
     for i in ok:
         try:
             qv = query_variants(load_pixels(images[i]), plan)
         except (ImageError, OSError):  # hashed a moment ago; unreadable now: nothing to add
             continue
-        rows.append(qv.hashes[1:])
-        owners += [i] * (len(qv) - 1)
-    if not owners:
-        return
-    for m in bank.match(np.concatenate(rows), radius, dihedral=False, threads=threads):
-        best = per_image.setdefault(owners[m.query], {})
-        if m.hash_id not in best or m.distance < best[m.hash_id].distance:
-            best[m.hash_id] = m
+        for name, h in zip(qv.names[1:], qv.hashes[1:]):
+            rows.setdefault(name.partition("/")[2] or None, []).append((i, h))
+    for window, found in rows.items():
+        owners = [i for i, _ in found]
+        for m in bank.match(np.stack([h for _, h in found]), radius, dihedral=False, threads=threads, window=window):
+            best = per_image.setdefault(owners[m.query], {})
+            if m.hash_id not in best or m.distance < best[m.hash_id].distance:
+                best[m.hash_id] = m
+
+
+def _window_names(plan: VariantPlan) -> set[str]:
+    windows = WINDOW_SETS[plan.windows] if isinstance(plan.windows, str) else plan.windows
+    return {window_name(f, anchor) for f, anchor in windows}
 
 
 def _feature_stage(bank: Any, images: Sequence[ImageSource], missed: list[int], *, features: bool,

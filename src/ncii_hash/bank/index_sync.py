@@ -13,6 +13,7 @@ Not thread-safe by itself: the bank calls it under its lock.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -21,19 +22,50 @@ import numpy as np
 from ..index.hash_index import DEFAULT_BACKEND, HashIndex
 from .db import Database, Write
 from .records import codes_from_blobs
-from .snapshots import SnapshotFiles
+from ..submission import SHARED_WINDOWS
+from .snapshots import SnapshotFiles, window_snapshot_kind
+
+
+@dataclass(frozen=True)
+class IndexedRows:
+    """The rows an index holds: every ``hash_id, hash`` of ``table`` meeting ``condition`` (a
+    fixed SQL condition, never user text), snapshots saved as ``kind``. Rows are keyed by
+    ``hash_id``; the change log's withdrawals name those ids."""
+
+    table: str = "hashes"
+    condition: str = "1=1"
+    kind: str = "idx"
+
+    @classmethod
+    def window(cls, name: str) -> "IndexedRows":
+        """One shared window's hashes (``windows`` rows, keyed by their image's hash id)."""
+        if name not in SHARED_WINDOWS:
+            raise ValueError(f"unknown window {name!r}")
+        return cls("windows", f"window_name='{name}'", window_snapshot_kind(name))
+
+    def select(self, where: str = "") -> str:
+        extra = f" AND {where}" if where else ""
+        return f"SELECT hash_id, hash FROM {self.table} WHERE {self.condition}{extra} ORDER BY hash_id"
+
+    def count(self) -> str:
+        return f"SELECT COUNT(*) FROM {self.table} WHERE {self.condition}"
+
+
+WHOLE_PICTURES = IndexedRows()
 
 
 class IndexSync:
     """Owns the HashIndex, the sequence it reflects and where it came from (``source``:
-    ``"snapshot"``, ``"rebuilt"`` or ``"empty"``)."""
+    ``"snapshot"``, ``"rebuilt"`` or ``"empty"``); ``rows`` says which rows it indexes (every
+    hash of the ``hashes`` table by default, or one shared window's)."""
 
     def __init__(self, db: Database, *, backend: str = DEFAULT_BACKEND, snapshots: bool = True,
-                 snapshot_base: Optional[Path] = None):
+                 snapshot_base: Optional[Path] = None, rows: IndexedRows = WHOLE_PICTURES):
         self.db = db
         self.backend = backend
+        self.rows = rows
         # next to the bank file, or (a bank in a database server) under a directory of this host
-        self.snapshots = SnapshotFiles(snapshot_base if snapshot_base is not None else db.path, "idx")
+        self.snapshots = SnapshotFiles(snapshot_base if snapshot_base is not None else db.path, rows.kind)
         self.use_snapshots = snapshots
         self.index = HashIndex(backend=backend)
         self.seq = 0
@@ -53,7 +85,7 @@ class IndexSync:
                 self.index, self.seq = index, s
                 try:
                     self.catch_up()
-                    count = self.db.execute("SELECT COUNT(*) FROM hashes").fetchone()[0]
+                    count = self.db.execute(self.rows.count()).fetchone()[0]
                     if len(self.index) == count:
                         self.source = "snapshot"
                         return
@@ -65,7 +97,7 @@ class IndexSync:
     def rebuild(self) -> None:
         """A fresh index from the whole table."""
         with self.db.read() as seq:
-            rows = self.db.execute("SELECT hash_id, hash FROM hashes ORDER BY hash_id").fetchall()
+            rows = self.db.execute(self.rows.select()).fetchall()
         index = HashIndex(backend=self.backend)
         if rows:
             index.add(codes_from_blobs(r[1] for r in rows),
@@ -85,9 +117,7 @@ class IndexSync:
             removed = self.db.execute(
                 "SELECT hash_ids FROM changes WHERE op='withdraw' AND seq > ? AND seq <= ?", (self.seq, seq)
             ).fetchall()
-            added = self.db.execute(
-                "SELECT hash_id, hash FROM hashes WHERE seq > ? AND seq <= ? ORDER BY hash_id", (self.seq, seq)
-            ).fetchall()
+            added = self.db.execute(self.rows.select("seq > ? AND seq <= ?"), (self.seq, seq)).fetchall()
         for (blob,) in removed:
             ids = np.frombuffer(blob, dtype="<i8")
             if ids.size:
@@ -104,7 +134,7 @@ class IndexSync:
     def disagreement(self) -> Optional[str]:
         """Caught up, how the index differs from the table (None when they agree exactly)."""
         self.catch_up()
-        rows = self.db.execute("SELECT hash_id, hash FROM hashes ORDER BY hash_id").fetchall()
+        rows = self.db.execute(self.rows.select()).fetchall()
         if len(self.index) != len(rows):
             return f"the index holds {len(self.index)} hashes, the table {len(rows)}"
         if not rows:

@@ -53,6 +53,7 @@ class BankStats:
     index_entries: int
     index_source: str  #: "snapshot", "rebuilt" or "empty"
     feature_sets: int = 0  #: banked local feature sets (issue 8)
+    window_hashes: int = 0  #: banked shared window hashes (submission version 3)
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,24 @@ def new_case_id() -> str:
     """A fresh case id: 128 random bits, so a case id alone reveals nothing and cannot be
     enumerated."""
     return "case-" + secrets.token_hex(16)
+
+
+def bank_queries(queries: Any, dihedral: bool) -> np.ndarray:
+    """``HashBank.match``'s queries as a C-contiguous ``(Q, 32)`` array, or ``(Q, 8, 32)``
+    dihedral sets when ``dihedral`` (else only each set's first, the image as it is)."""
+    q = np.asarray(queries)
+    if q.dtype != np.uint8:
+        raise TypeError(f"queries must be uint8 hashes; got dtype {q.dtype}")
+    if q.ndim == 1:
+        q = q.reshape(1, -1)
+    if q.ndim == 3:
+        if q.shape[1:] != (8, PDQ_HASH_BYTES):
+            raise ValueError(f"dihedral queries must have shape (Q, 8, 32); got {q.shape}")
+        if not dihedral:
+            q = q[:, 0, :]
+    elif q.ndim != 2 or q.shape[1] != PDQ_HASH_BYTES:
+        raise ValueError(f"queries must have shape (Q, 32) or (Q, 8, 32); got {q.shape}")
+    return np.ascontiguousarray(q)
 
 
 def codes_from_blobs(blobs: Any) -> np.ndarray:

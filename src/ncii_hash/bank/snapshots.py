@@ -2,7 +2,8 @@
 
 A snapshot is derived data: an index saved (atomically, checksummed, owner-only) as
 ``<bank>.<kind>.<seq>``, where ``seq`` is the bank's change sequence it reflects -- ``idx``
-for the hash index, ``fidx`` for the local-feature index. On open, the newest snapshot not
+for the hash index, ``fidx`` for the local-feature index, ``<window>.idx`` for a shared
+window's index (``centre70.idx``). On open, the newest snapshot not
 ahead of the bank is loaded and caught up; one that fails to load is skipped. A withdrawal
 deletes every snapshot of every kind, and the temporary files (``.<bank>.<kind>.*.tmp``) a
 crash during a save may have left, since they hold hashes too.
@@ -23,8 +24,14 @@ from pathlib import Path
 from typing import Any, Optional
 
 from .._util.files import private_dir, unlink_if_exists
+from ..submission import SHARED_WINDOWS
 
-SNAPSHOT_KINDS = ("idx", "fidx")
+def window_snapshot_kind(name: str) -> str:
+    """The snapshot kind of one shared window's index (``centre70.idx``)."""
+    return f"{name}.idx"
+
+
+SNAPSHOT_KINDS = ("idx", "fidx", *(window_snapshot_kind(w) for w in SHARED_WINDOWS))
 BANK_IDENTITY = "bank_identity"  #: meta key
 
 

@@ -21,7 +21,8 @@ Invariants:
 
 Signal types: ``ImagePDQ`` values are banked as image hashes (quality unknown on the wire:
 stored as 100, as a CSV import without qualities); ``NciiVideoPDQ`` records (requested with
-``signal_types``) as one video item each; a ``VideoMD5`` is kept with the case's video (the
+``signal_types``) as one video item each; ``NciiImagePDQWindow`` records (requested) as the
+shared window of their image (banked too if the case lacks it); a ``VideoMD5`` is kept with the case's video (the
 feed does not say which video an MD5 belongs to: it is attached to the case's first video
 without one, else kept as a video item of its own).
 """
@@ -41,7 +42,8 @@ from ..errors import FeedError
 from ..hashes import PDQ_HASH_BYTES
 from . import cases
 from .db import Database, Write
-from .feed import SIGNAL_PDQ, SIGNAL_VIDEO_MD5, SIGNAL_VIDEO_PDQ, STOCK_SIGNAL_TYPES, HashRecord, parse_video_pdq_value
+from .feed import (SIGNAL_PDQ, SIGNAL_PDQ_WINDOW, SIGNAL_VIDEO_MD5, SIGNAL_VIDEO_PDQ, STOCK_SIGNAL_TYPES, HashRecord,
+                   normalize_hash_value, parse_video_pdq_value, parse_window_value)
 from .partner import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, FeedKeys, PartnerClient, check_signal_types
 from .records import CASE_ID_PATTERN
 
@@ -108,10 +110,12 @@ class FeedSync:
     """One sync run of a bank's parts (lock, database, index sync, feature store) from a feed."""
 
     def __init__(self, lock: Any, db: Database, hashes: Any, features: Any, client: PartnerClient, *,
-                 signal_types: Sequence[str] = STOCK_SIGNAL_TYPES, page_size: int = DEFAULT_PAGE_SIZE):
+                 signal_types: Sequence[str] = STOCK_SIGNAL_TYPES, page_size: int = DEFAULT_PAGE_SIZE,
+                 windows: Any):
         if not isinstance(page_size, int) or not 1 <= page_size <= MAX_PAGE_SIZE:
             raise ValueError(f"page_size must be 1..{MAX_PAGE_SIZE}; got {page_size!r}")
         self.lock, self.db, self.hashes, self.features, self.client = lock, db, hashes, features, client
+        self.windows = windows
         self.signal_types = check_signal_types(signal_types)
         self.page_size = page_size
         self.key = checkpoint_key(client.base_url)
@@ -158,13 +162,16 @@ class FeedSync:
             with self.db.write() as w:
                 now = time.time()
                 removed, fids = self.withdraw(gone, w, now, tally)
-                codes, ids = self.add(adds, w, now, tally)
+                codes, ids, window_rows = self.add(adds, w, now, tally)
+                added_windows = self.windows.insert(window_rows)
                 cp.store(self.db, self.key)
             self.features.applied(w, removed=fids)
             self.hashes.applied(w, codes=codes, ids=ids, removed=removed)
+            self.windows.applied(w, added=added_windows, removed=removed)
             if gone:  # no copy of withdrawn hashes may stay on disk
                 self.db.checkpoint()
                 self.hashes.snapshots.drop_all()
+                self.windows.drop_snapshots()
                 self.features.snapshots.drop_all()
 
     def plan(self, records: Sequence[HashRecord], tally: _Tally) -> tuple[set, dict]:
@@ -181,9 +188,9 @@ class FeedSync:
                 tally.skip(f"{where}: case number {bad[0][:40]!r} is not a valid case id")
                 continue
             listed = dict(r.case_numbers) or {feed_case_id(r): r.status}
-            if r.signal_type == SIGNAL_VIDEO_PDQ:
+            if r.signal_type in (SIGNAL_VIDEO_PDQ, SIGNAL_PDQ_WINDOW):
                 try:
-                    parse_video_pdq_value(r.hash_value)
+                    normalize_hash_value(r.signal_type, r.hash_value)
                 except FeedError as exc:
                     tally.skip(f"{where}: {exc}")
                     continue
@@ -213,9 +220,12 @@ class FeedSync:
             tally.cases_withdrawn += 1
         return removed, fids
 
-    def add(self, adds: dict, w: Write, now: float, tally: _Tally) -> tuple[Optional[np.ndarray], list]:
+    def add(self, adds: dict, w: Write, now: float, tally: _Tally) -> tuple[Optional[np.ndarray], list, list]:
+        """Add a page's records to their cases: (codes, ids) of the new hash rows, and the new
+        window rows ``(image's hash id, name, hash, quality, seq)``."""
         all_codes: list = []
         all_ids: list = []
+        window_rows: list = []
         for cid in sorted(adds):
             try:
                 if cases.case_status(self.db, cid) == "withdrawn":
@@ -232,13 +242,15 @@ class FeedSync:
                 self.db.execute("INSERT INTO cases (case_id, created_at, status) VALUES (?, ?, 'active')", (cid, now))
                 tally.cases_added += 1
             codes, q, kinds, items = rows.arrays()
-            ids = cases.add_hashes(self.db, cid, codes, q, kinds, now, w.next_seq(), items, rows.new_videos)
+            seq = w.next_seq()
+            ids = cases.add_hashes(self.db, cid, codes, q, kinds, now, seq, items, rows.new_videos)
             for item, md5 in rows.md5_updates:
                 self.db.execute("UPDATE videos SET md5=? WHERE case_id=? AND item=?", (md5, cid, item))
+            window_rows += rows.window_rows(self.db, cid, seq)
             all_codes.append(codes)
             all_ids += ids
             tally.hashes_added += len(ids)
-        return (np.concatenate(all_codes) if all_codes else None), all_ids
+        return (np.concatenate(all_codes) if all_codes else None), all_ids, window_rows
 
 
 class CaseRows:
@@ -266,20 +278,44 @@ class CaseRows:
                                                                (case_id,))}
         self.next_item = max([0, *self.md5s, *self.video_frames]) + 1
         self.added = 0
+        #: (image hash, window name) -> window hash, of windows this case does not hold yet
+        self.windows: dict[tuple[bytes, str], bytes] = {}
+        self.existing_windows: set = set()
+        if existing:
+            self.existing_windows = {(bytes(h), str(n)) for h, n in db.execute(
+                "SELECT h.hash, w.window_name FROM windows w JOIN hashes h ON h.hash_id = w.hash_id "
+                "WHERE h.case_id=?", (case_id,))}
 
     def empty(self) -> bool:
-        return not self.codes and not self.new_videos and not self.md5_updates
+        return not self.codes and not self.new_videos and not self.md5_updates and not self.windows
 
     def take(self, r: HashRecord) -> None:
         if r.signal_type == SIGNAL_PDQ:
-            code = bytes.fromhex(r.hash_value)
-            if code not in self.images:
-                self.images.add(code)
-                self._row(code, IMAGE_QUALITY, "image", 0)
+            self._image(bytes.fromhex(r.hash_value))
+        elif r.signal_type == SIGNAL_PDQ_WINDOW:
+            # the record carries its image's hash: a partner that asked for windows only still
+            # banks the image, and the window is keyed by the image's row
+            name, image, window = parse_window_value(r.hash_value)
+            self._image(image)
+            if (image, name) not in self.existing_windows:
+                self.windows[(image, name)] = window
         elif r.signal_type == SIGNAL_VIDEO_PDQ:
             self._video(*parse_video_pdq_value(r.hash_value))
         elif r.signal_type == SIGNAL_VIDEO_MD5:
             self._md5(r.hash_value)
+
+    def _image(self, code: bytes) -> None:
+        if code not in self.images:
+            self.images.add(code)
+            self._row(code, IMAGE_QUALITY, "image", 0)
+
+    def window_rows(self, db: Database, case_id: str, seq: int) -> list[tuple[int, str, bytes, int, int]]:
+        """After the case's rows were added: its new window rows, keyed by their images' ids."""
+        if not self.windows:
+            return []
+        ids = {bytes(h): int(i) for i, h in db.execute("SELECT hash_id, hash FROM hashes WHERE case_id=? AND "
+                                                          "kind='image'", (case_id,))}
+        return [(ids[image], name, window, IMAGE_QUALITY, seq) for (image, name), window in self.windows.items()]
 
     def _row(self, code: bytes, quality: int, kind: str, item: int) -> None:
         self.codes.append(code)

@@ -191,7 +191,8 @@ def _match_images(bank: HashBank, images: list[Path], args: argparse.Namespace) 
         match = (partial(image_match.match_images, bank, variants=PLATFORM_VARIANTS) if args.query_variants
                  else bank.match_images)
         reports = match([str(f) for f in images], radius=args.radius, dihedral=args.dihedral,
-                        trim_borders=args.trim_borders, features=args.features, threads=args.threads, progress=bar)
+                        trim_borders=args.trim_borders, features=args.features, threads=args.threads, progress=bar,
+                        windows=args.windows)
     missed = any(r.error is None and not r.pdq for r in reports)
     if args.features and missed and bank.feature_count() > 0 and not _opencv_installed():
         print(NO_OPENCV_NOTE, file=sys.stderr)  # the bank skips the stage quietly; the user is told

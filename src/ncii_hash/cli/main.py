@@ -69,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--query-variants", action="store_true",
                    help="also search counter-rotations (1.5, 3 and 4.5 degrees) and the photo inside phone-screenshot "
                         "bars and caption banners (opt-in; docs/accuracy.md, 'Robustness options')")
+    m.add_argument("--no-windows", dest="windows", action="store_false",
+                   help="do not search the upload's centre among the centre hashes survivors chose to share "
+                        "(used when the bank holds them: slight rotations, caption banners)")
     m.add_argument("--no-features", dest="features", action="store_false",
                    help="do not search images PDQ missed by local features (used when the bank holds feature sets)")
     m.add_argument("--json", action="store_true", help="one JSON record per input (path, status, matches)")

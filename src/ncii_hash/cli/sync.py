@@ -14,7 +14,7 @@ from typing import Any
 
 from .._util.http import HTTPConnectionError, HTTPStatusError
 from ..bank import BankError, FeedKeys, SyncReport, send_feedback
-from ..bank.feed import FEEDBACK_VALUES, SIGNAL_TYPES, STOCK_SIGNAL_TYPES
+from ..bank.feed import FEEDBACK_VALUES, SIGNAL_PDQ_WINDOW, SIGNAL_VIDEO_PDQ, STOCK_SIGNAL_TYPES
 from .commands import open_bank
 from .output import write_json
 from .usage import EXIT_OK, EXIT_SOME_FAILED, UsageError, shown
@@ -30,6 +30,9 @@ def add_sync_commands(bsub: Any) -> None:
                    "field), e.g. https://hub.example.org/v1")
     x.add_argument("--every", type=float, metavar="SECONDS", help="keep syncing, this many seconds apart, until ^C")
     x.add_argument("--video", action="store_true", help="also fetch the hub's vPDQ video records (NciiVideoPDQ)")
+    x.add_argument("--windows", action="store_true",
+                   help="also fetch the centre hashes survivors chose to share (NciiImagePDQWindow): they catch "
+                        "slightly rotated copies and copies with a caption banner (ncii-hash match uses them)")
     x.add_argument("--page-size", type=int, default=800)
     x.add_argument("--restart", action="store_true", help="read the whole feed again (withdrawn cases stay withdrawn)")
     x.add_argument("--json", action="store_true", help="print each report as JSON")
@@ -60,7 +63,8 @@ def cmd_bank_sync(args: argparse.Namespace) -> int:
     keys = read_keys(args)
     if args.every is not None and args.every <= 0:
         raise UsageError("--every takes a positive number of seconds")
-    signal_types = SIGNAL_TYPES if args.video else STOCK_SIGNAL_TYPES
+    signal_types = (*STOCK_SIGNAL_TYPES, *([SIGNAL_VIDEO_PDQ] if args.video else []),
+                    *([SIGNAL_PDQ_WINDOW] if args.windows else []))
     status = EXIT_OK
     try:
         with open_bank(args.bank) as bank:

@@ -12,7 +12,7 @@ import functools
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
-from ...bank.feed import SIGNAL_PDQ, SIGNAL_VIDEO_MD5, SIGNAL_VIDEO_PDQ, video_pdq_value
+from ...bank.feed import SIGNAL_PDQ, SIGNAL_PDQ_WINDOW, SIGNAL_VIDEO_MD5, SIGNAL_VIDEO_PDQ, video_pdq_value, window_value
 from ...submission import Submission
 from ..access import StoreAccess
 from .credentials import digest_of, new_case_number
@@ -39,9 +39,12 @@ def mark_changed(db: Any, digests: list[tuple[str, str]], seq: int) -> None:
 
 
 def case_hashes_of(submission: Submission) -> list[CaseHash]:
-    """What a submission banks: ImagePDQ per image, VideoMD5 per video's MD5, and one
-    NciiVideoPDQ record per video for its frames; each distinct value once."""
+    """What a submission banks: ImagePDQ per image, NciiImagePDQWindow per shared window (with
+    its image's hash), VideoMD5 per video's MD5, and one NciiVideoPDQ record per video for its
+    frames; each distinct value once."""
     out = [CaseHash(SIGNAL_PDQ, bytes(h).hex()) for h in submission.hashes]
+    out += [CaseHash(SIGNAL_PDQ_WINDOW, window_value(w.name, submission.hashes[w.image].tobytes(), w.pdq))
+            for w in submission.windows]
     for video in submission.videos:
         if video.md5:
             out.append(CaseHash(SIGNAL_VIDEO_MD5, video.md5))
