@@ -251,3 +251,17 @@ def test_window_hashes_are_the_whole_pictures_then_each_boxs_pdq_hash():
     assert got.shape == (3, 32) and got.dtype == np.uint8 and (got == np.stack(want)).all()
     assert (v.survivor_hashes(px, "centre70") == v.window_hashes(px, v.survivor_windows(300, 200, "centre70"))).all()
     assert v.survivor_hashes(px, "none").shape == (1, 32)
+
+
+def test_extra_rows_group_the_variants_for_like_for_like_matching():
+    qv = v.query_variants(_photo(), v.WINDOW_VARIANTS)
+    groups = qv.extra_rows()
+    names = qv.names[1:]
+    assert set(groups) <= {None, "centre70"} and "centre70" in groups
+    assert sum(len(g) for g in groups.values()) == len(qv) - 1
+    for key, rows in groups.items():
+        expected = [h for n, h in zip(names, qv.hashes[1:]) if (n.partition("/")[2] or None) == key]
+        assert np.array_equal(rows, np.stack(expected))
+    # the rotated frames are windows only (their corners are lost), the photo box is whole too
+    assert not any(n.startswith("rot") and "/" not in n for n in names)
+    assert all(n.split("/")[0] in ("whole", "border", "box") or n.startswith("rot") for n in names)

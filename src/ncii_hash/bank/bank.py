@@ -272,8 +272,7 @@ class HashBank:
         """Banked hashes within ``radius`` (inclusive) of each query, as BankMatch records,
         sorted by query, distance, hash id. ``queries``: ``(Q, 32)`` hashes, or ``(Q, 8, 32)``
         sets from ``pdq_hash(..., dihedral=True).dihedral`` (all 8 searched with ``dihedral``).
-        ``window="centre70"``: the queries are that window cut from uploads, searched among the
-        banked windows of that name only; a match names the image the window belongs to."""
+        ``window="centre70"``: windows cut from uploads, searched among that banked window only."""
         q = bank_queries(queries, dihedral)
         with self._lock:
             if window is None:
@@ -283,11 +282,12 @@ class HashBank:
             return cases.bank_matches(self._db, res)
 
     def search_index(self, queries: np.ndarray, radius: int = PDQ_MATCH_THRESHOLD, *, dihedral: bool = False,
-                     threads: int = 0) -> RangeResult:
+                     threads: int = 0, window: Optional[str] = None) -> RangeResult:
         """The index's hash ids as last caught up (own writes, :meth:`refresh`; no store read), for
         callers that follow the log and resolve ids themselves (the matcher); see :meth:`match`."""
         with self._lock:
-            return self._hashes.index.range_search(queries, radius, dihedral=dihedral, threads=threads)
+            index = self._hashes.index if window is None else self._windows.sync(window).index
+            return index.range_search(queries, radius, dihedral=dihedral, threads=threads)
 
     def match_images(
         self,
@@ -380,6 +380,7 @@ class HashBank:
         the change sequence the index now reflects. Cheap when nothing changed."""
         with self._lock:
             self._hashes.catch_up()
+            self._windows.catch_up()
             return self._hashes.seq
 
     def verify(self) -> None:

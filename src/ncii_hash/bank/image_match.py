@@ -132,8 +132,8 @@ def _variant_stage(bank: Any, images: Sequence[ImageSource], ok: list[int], plan
             qv = query_variants(load_pixels(images[i]), plan)
         except (ImageError, OSError):  # hashed a moment ago; unreadable now: nothing to add
             continue
-        for name, h in zip(qv.names[1:], qv.hashes[1:]):
-            rows.setdefault(name.partition("/")[2] or None, []).append((i, h))
+        for window, hashes in qv.extra_rows().items():
+            rows.setdefault(window, []).extend((i, h) for h in hashes)
     for window, found in rows.items():
         owners = [i for i, _ in found]
         for m in bank.match(np.stack([h for _, h in found]), radius, dihedral=False, threads=threads, window=window):

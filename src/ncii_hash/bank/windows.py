@@ -62,11 +62,15 @@ class WindowIndexes:
             codes, ids = (added or {}).get(name, (None, ()))
             sync.applied(write, codes=codes, ids=ids, removed=removed)
 
-    def range_search(self, name: str, queries: np.ndarray, radius: int, *, dihedral: bool, threads: int) -> Any:
-        """Caught up, the image ids whose window ``name`` lies within ``radius`` of each query."""
+    def sync(self, name: str) -> IndexSync:
+        """The index of window ``name``."""
         if name not in self.syncs:
             raise ValueError(f"unknown window {name!r} (known: {', '.join(SHARED_WINDOWS)})")
-        return self.syncs[name].range_search(queries, radius, dihedral=dihedral, threads=threads)
+        return self.syncs[name]
+
+    def range_search(self, name: str, queries: np.ndarray, radius: int, *, dihedral: bool, threads: int) -> Any:
+        """Caught up, the image ids whose window ``name`` lies within ``radius`` of each query."""
+        return self.sync(name).range_search(queries, radius, dihedral=dihedral, threads=threads)
 
     def disagreement(self) -> Optional[str]:
         for name, sync in self.syncs.items():

@@ -222,6 +222,15 @@ class QueryVariants:
     def __len__(self) -> int:
         return int(self.hashes.shape[0])
 
+    def extra_rows(self) -> dict[Optional[str], np.ndarray]:
+        """The rows besides the plain hash, grouped for like-for-like matching: ``None`` -> the
+        whole frames (compared with whole pictures), a window's name -> that window cut from
+        the frames (compared with the banked windows of that name); each uint8 (K, 32)."""
+        groups: dict[Optional[str], list] = {}
+        for name, h in zip(self.names[1:], self.hashes[1:]):
+            groups.setdefault(name.partition("/")[2] or None, []).append(h)
+        return {k: np.stack(v) for k, v in groups.items()}
+
 
 def _hash(luma: np.ndarray) -> tuple[np.ndarray, int]:
     h, q, _ = core_pdq_hash(np.ascontiguousarray(luma), False)

@@ -27,6 +27,7 @@ import numpy as np
 
 from ...bank import HashBank
 from ...bank.store import open_database
+from ...errors import StoreUnavailableError
 from ...hashes import PDQ_MATCH_THRESHOLD
 from ...index import DEFAULT_BACKEND
 from ..access import StoreAccess
@@ -50,6 +51,16 @@ class Hit:
     enabled: bool
     distance: int
     ratio: float  #: the bank's matching_enabled_ratio when the lookup ran
+
+
+def best_hits(rows: list[list[Hit]]) -> list[Hit]:
+    """The best hit per content id over several query rows, by (distance, content id)."""
+    best: dict[int, Hit] = {}
+    for hits in rows:
+        for h in hits:
+            if h.content_id not in best or h.distance < best[h.content_id].distance:
+                best[h.content_id] = h
+    return sorted(best.values(), key=lambda h: (h.distance, h.content_id))
 
 
 @dataclass(frozen=True)
@@ -176,7 +187,27 @@ class Matcher:
         if self.board is not None:
             self.board.bump(self.settings.worker)
 
-    def _search(self, queries: np.ndarray, radius: int, dihedral: bool) -> list[list[Hit]]:
+    def holds_windows(self) -> bool:
+        """Whether the bank holds survivors' shared window hashes (then an uploaded photo is also
+        searched through its window variants); False while the store is away."""
+        assert self.bank is not None
+        try:
+            return self.bank.window_count() > 0
+        except StoreUnavailableError:
+            return False
+
+    def variant_hits(self, frames: Optional[np.ndarray], windows: dict, radius: int) -> list[Hit]:
+        """An upload's variant rows (``media.Hashed``): whole frames among the whole pictures,
+        each window among the banked windows of its name; the best hit per content id."""
+        rows: list[list[Hit]] = []
+        if frames is not None and len(frames):
+            rows += self._search(frames, radius, False)
+        for name, codes in windows.items():
+            rows += self._search(codes, radius, False, window=name)
+        return best_hits(rows)
+
+    def _search(self, queries: np.ndarray, radius: int, dihedral: bool,
+                window: Optional[str] = None) -> list[list[Hit]]:
         assert self.bank is not None and self.resolver is not None
         if self.board is not None:  # another worker wrote since: its write first, then the search
             version = self.board.version()
@@ -189,7 +220,7 @@ class Matcher:
         # The index's answer (one query row on one thread: more would only cost their start),
         # resolved to content ids, banks and settings by the resolver's cache.
         threads = self.settings.threads or (1 if len(queries) == 1 else 0)
-        res = self.bank.search_index(queries, radius, dihedral=dihedral, threads=threads)
+        res = self.bank.search_index(queries, radius, dihedral=dihedral, threads=threads, window=window)
         per_query: list[dict[int, Hit]] = [{} for _ in range(len(queries))]
         if res.ids.size:
             ids, dists = res.ids.tolist(), res.distances.tolist()

@@ -19,7 +19,9 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from ...hashes import PDQ_MIN_QUALITY
-from ...image.pdq import pdq_hash
+from ...image.io import load_pixels
+from ...image.pdq import hash_pixels
+from ...image.variants import WINDOW_VARIANTS, query_variants
 from .refused import Refused
 
 CONTENT_TYPES = {"photo": True, "video": False}  #: HMA content types and whether this matcher hashes them
@@ -27,23 +29,36 @@ CONTENT_TYPES = {"photo": True, "video": False}  #: HMA content types and whethe
 
 @dataclass(frozen=True)
 class Hashed:
-    """One image's PDQ hash (``hex`` empty below quality 50) and its dihedral set."""
+    """One image's PDQ hash (``hex`` empty below quality 50), its dihedral set and, when asked
+    for, its query variants for survivors' shared windows (``WINDOW_VARIANTS``, row 0 excluded)."""
 
     hex: str
     quality: int
     codes: Optional[np.ndarray]  #: (1, 32) uint8, or None when too low in quality
     dihedral: Optional[np.ndarray]  #: (1, 8, 32)
+    #: whole frames (photo box guesses): (K, 32), searched among the whole pictures
+    frames: Optional[np.ndarray] = None
+    #: window name -> (K, 32): that window cut from the upload's frames, searched among the banked windows
+    windows: Optional[dict] = None
 
 
-def hash_image(data: bytes) -> Hashed:
+def hash_image(data: bytes, *, variants: bool = False) -> Hashed:
+    """PDQ of an uploaded or fetched photo, decoded once; ``variants``: also the rows of
+    :data:`~ncii_hash.image.variants.WINDOW_VARIANTS` (for a bank that holds shared windows)."""
     try:
-        result = pdq_hash(data, dihedral=True)
+        pixels = load_pixels(data, allow_rgbx=True)  # pdq_hash's decode: EXIF-rotated, no pre-resize
+        result = hash_pixels(pixels, dihedral=True)
     except (ValueError, TypeError) as exc:
         raise Refused(400, f"the file could not be hashed as a photo ({exc.__class__.__name__})") from None
     if result.quality < PDQ_MIN_QUALITY:
         return Hashed("", result.quality, None, None)
     assert result.dihedral is not None
-    return Hashed(result.hex, result.quality, result.hash.reshape(1, 32), result.dihedral.reshape(1, 8, 32))
+    frames, windows = None, None
+    if variants:
+        windows = query_variants(pixels, WINDOW_VARIANTS).extra_rows()
+        frames = windows.pop(None, None)
+    return Hashed(result.hex, result.quality, result.hash.reshape(1, 32), result.dihedral.reshape(1, 8, 32),
+                  frames, windows)
 
 
 def uploaded_file(content_type: Optional[str], body: bytes) -> tuple[str, bytes]:

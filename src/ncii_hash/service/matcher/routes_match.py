@@ -4,8 +4,10 @@
 ``{bank: [{"bank_content_id": id, "distance": "d"}]}`` (keyed by signal type first when the
 media was hashed here), a raw lookup ``{"matches": [...]}``.
 
-Extra optional parameters HMA clients do not send: ``threshold`` (default 31, inclusive) and
-``dihedral`` (uploads and URLs: also match the 8 rotations and flips).
+Extra optional parameters HMA clients do not send: ``threshold`` (default 31, inclusive),
+``dihedral`` (uploads and URLs: also match the 8 rotations and flips) and ``windows`` (uploads
+and URLs, default true: when the bank holds survivors' shared centre hashes, also search the
+photo's window variants among them -- slight rotations, caption banners; docs/accuracy.md).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from ...hashes import PDQ_MATCH_THRESHOLD, hamming
 from .deps import (ApiError, banks_filter, flag, looker, matcher, off_loop, pdq_codes, ready_matcher, signal_type,
                    threshold)
-from .matcher import Hit, Matcher
+from .matcher import Hit, Matcher, best_hits
 from .media import Hashed, hash_image, uploaded_file
 from .refused import Refused
 
@@ -46,23 +48,29 @@ async def live(request: Request) -> PlainTextResponse:
 
 
 # ---- hashing ----------------------------------------------------------------------------------
-async def _hash_upload(request: Request, m: Matcher) -> Hashed:
+async def _hash_upload(request: Request, m: Matcher, *, variants: bool = False) -> Hashed:
     body = await request.body()
     try:
         _, data = uploaded_file(request.headers.get("content-type"), body)
-        return await off_loop(hash_image, data)
+        return await off_loop(_hash, m, data, variants)
     except Refused as exc:
         raise ApiError(exc.status, exc.message) from None
 
 
-async def _hash_url(m: Matcher, url: str, content_type: Optional[str], types: Optional[str]) -> Hashed:
+async def _hash_url(m: Matcher, url: str, content_type: Optional[str], types: Optional[str], *,
+                    variants: bool = False) -> Hashed:
     if types and any(t not in ("pdq", "") for t in types.split(",")):
         raise ApiError(400, "this matcher hashes photos as pdq only")
     try:
         data = await off_loop(m.fetcher.fetch, url, content_type)
-        return await off_loop(hash_image, data)
+        return await off_loop(_hash, m, data, variants)
     except Refused as exc:
         raise ApiError(exc.status, exc.message) from None
+
+
+def _hash(m: Matcher, data: bytes, variants: bool) -> Hashed:
+    """A lookup's photo: with its window variants when asked for and the bank holds shared windows."""
+    return hash_image(data, variants=variants and m.holds_windows())
 
 
 @h_router.post("/hash")
@@ -89,6 +97,9 @@ async def _hits(m: Matcher, hashed_or_codes: Any, radius: int, dihedral: bool) -
     else:
         queries, dihedral = hashed_or_codes, False
     rows = await m.lookup_async(queries, radius=radius, dihedral=dihedral)
+    if isinstance(hashed_or_codes, Hashed) and hashed_or_codes.windows is not None:
+        h = hashed_or_codes
+        return best_hits([rows[0], await off_loop(m.variant_hits, h.frames, h.windows, radius)])
     return rows[0]
 
 
@@ -119,7 +130,8 @@ async def lookup_get(request: Request) -> Response:
     bypass, wanted, seed = flag(q.get("bypass_coinflip"), "bypass_coinflip"), banks_filter(q.get("banks")), q.get("seed")
     m = ready_matcher(request)
     if q.get("url"):
-        hashed = await _hash_url(m, q["url"], q.get("content_type"), q.get("types"))
+        hashed = await _hash_url(m, q["url"], q.get("content_type"), q.get("types"),
+                                 variants=flag(q.get("windows"), "windows", True))
         hits = await _hits(m, hashed, limit, flag(q.get("dihedral"), "dihedral"))
         by_bank = _by_bank(hits, wanted, seed, bypass)
         if st is not None:  # HMA: the one signal type's matches, unwrapped
@@ -139,7 +151,7 @@ async def lookup_post(request: Request) -> dict:
     q = request.query_params
     m = ready_matcher(request)
     limit, dihedral = threshold(q.get("threshold"), PDQ_MATCH_THRESHOLD), flag(q.get("dihedral"), "dihedral")
-    hashed = await _hash_upload(request, m)
+    hashed = await _hash_upload(request, m, variants=flag(q.get("windows"), "windows", True))
     hits = await _hits(m, hashed, limit, dihedral)
     return {"pdq": _by_bank(hits, banks_filter(q.get("banks")), q.get("seed"),
                             flag(q.get("bypass_coinflip"), "bypass_coinflip"))}
