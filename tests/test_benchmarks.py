@@ -204,3 +204,23 @@ def test_render_and_write_readme_from_a_run(fake_benchmarks, tmp_path, capsys):
     assert render_readme.main([str(out), "--write-readme", str(readme)]) == 0
     text = readme.read_text()
     assert "stale" not in text and "#### `zzfakeok`" in text and text.endswith(f"{END}\nafter\n")
+
+
+def test_bench_windows_uploads_name_their_picture_and_split_window_rows(tmp_path):
+    np = pytest.importorskip("numpy")
+    from ncii_hash import hamming
+    from ncii_hash.image import pdq_hash
+
+    from benchmarks import bench_windows
+
+    ctx = harness.Context(name="windows", quick=True, out=tmp_path, cache=tmp_path / "no-cache")
+    banked, copies, source = bench_windows.pictures(ctx)
+    assert source == "examples/" and len(banked) == 3 and len(copies) == 3
+    for path, picture in copies:  # each example upload is a copy of the picture it names
+        d = hamming(pdq_hash(path, dihedral=True).dihedral, pdq_hash(banked[picture]).hash)
+        assert int(np.min(d)) <= 31
+    uploads = bench_windows.make_uploads(ctx, banked[:1], [], tmp_path)
+    assert [u.edit for u in uploads] == list(bench_windows.EDIT_NAMES) and all(u.path.is_file() for u in uploads)
+    q = bench_windows.upload_queries(uploads[0].path)
+    assert q.dihedral.shape == (1, 8, 32) and q.whole.shape[1:] == (32,)
+    assert len(q.windows) >= 5  # centre70 of the whole upload and of the 4 counter-rotations
