@@ -22,7 +22,7 @@ from ..errors import ImageError
 from ..hashes import PDQ_MATCH_THRESHOLD
 from ..image.io import ImageSource, load_pixels
 from ..image.pdq import pdq_hash_many
-from ..image.variants import WINDOW_SETS, WINDOW_VARIANTS, VariantPlan, query_variants, window_name
+from ..image.variants import WINDOW_SETS, WINDOW_VARIANTS, VariantPlan, window_name
 from ..submission import SHARED_WINDOWS
 from .records import BankMatch, FeatureBankMatch, ImageBankMatch
 
@@ -84,7 +84,12 @@ def match_images(
     if variants is not None and _window_names(variants) - set(SHARED_WINDOWS):
         raise ValueError(f"variants: a plan may cut only the windows survivors share ({', '.join(SHARED_WINDOWS)}); "
                          f"got {sorted(_window_names(variants))}")
-    batch = pdq_hash_many(images, dihedral=True, threads=threads, progress=progress, trim_borders=trim_borders)
+    plans = [variants] if variants is not None else []
+    if windows and bank.window_count():
+        plans.append(WINDOW_VARIANTS)
+    # one decode per image: its hash, its border-trimmed content and every plan's variants
+    batch = pdq_hash_many(images, dihedral=True, threads=threads, progress=progress, trim_borders=trim_borders,
+                          variants=plans)
     ok = [i for i in range(len(images)) if i not in batch.errors]
     # Each image is searched as it is and, when it has a uniform border (letterbox, pad,
     # screenshot frame), also as the content inside it; matches are merged per image.
@@ -100,11 +105,8 @@ def match_images(
         best = per_image.setdefault(owners[m.query], {})
         if m.hash_id not in best or m.distance < best[m.hash_id].distance:
             best[m.hash_id] = m
-    plans = [variants] if variants is not None else []
-    if windows and ok and bank.window_count():
-        plans.append(WINDOW_VARIANTS)
-    for plan in plans:
-        _variant_stage(bank, images, ok, plan, per_image, radius=radius, threads=threads)
+    if plans and ok:
+        _variant_stage(bank, [batch.variants[i] for i in ok], ok, per_image, radius=radius, threads=threads)
     missed = [i for i in ok if i not in per_image]
     feature_hits, checked = _feature_stage(bank, images, missed, features=features, threads=threads)
     reports = []
@@ -119,21 +121,19 @@ def match_images(
     return reports
 
 
-def _variant_stage(bank: Any, images: Sequence[ImageSource], ok: list[int], plan: VariantPlan,
-                   per_image: dict[int, dict[int, BankMatch]], *, radius: int, threads: int) -> None:
+def _variant_stage(bank: Any, variants: Sequence[tuple], ok: list[int], per_image: dict[int, dict[int, BankMatch]],
+                   *, radius: int, threads: int) -> None:
     """Platform-side query variants (counter-rotations, the photo inside bars and banners, the
-    shared windows cut from them) of every hashed image, searched unflipped, like for like: a
-    whole frame among the whole pictures, a window among the banked windows of its name (a
-    match names the window's image). A banked hash keeps its best distance over all. The plain
-    hash was searched already, so only the extra rows go to the bank."""
+    shared windows cut from them) of every hashed image (``variants[k]``: image ``ok[k]``'s, one
+    QueryVariants per plan), searched unflipped, like for like: a whole frame among the whole
+    pictures, a window among the banked windows of its name (a match names the window's image).
+    A banked hash keeps its best distance over all. The plain hash was searched already, so
+    only the extra rows go to the bank."""
     rows: dict[Optional[str], list] = {}  # window name (None: whole frames) -> [(image, hash)]
-    for i in ok:
-        try:
-            qv = query_variants(load_pixels(images[i]), plan)
-        except (ImageError, OSError):  # hashed a moment ago; unreadable now: nothing to add
-            continue
-        for window, hashes in qv.extra_rows().items():
-            rows.setdefault(window, []).extend((i, h) for h in hashes)
+    for i, per_plan in zip(ok, variants):
+        for qv in per_plan:
+            for window, hashes in qv.extra_rows().items():
+                rows.setdefault(window, []).extend((i, h) for h in hashes)
     for window, found in rows.items():
         owners = [i for i, _ in found]
         for m in bank.match(np.stack([h for _, h in found]), radius, dihedral=False, threads=threads, window=window):

@@ -20,7 +20,7 @@ from .._util.threads import default_threads
 from ..hashes import PDQ_HASH_BYTES, PDQ_MATCH_THRESHOLD, PDQ_MIN_QUALITY, hamming_matrix
 from .borders import trim_borders as _trim
 from .io import ImageError, ImageSource, describe_source, load_pixels, reference_512_squash
-from .variants import shared_window_hash
+from .variants import VariantPlan, query_variants, shared_window_hash
 
 #: Names of the 8 dihedral variants, in the order of ``PDQResult.dihedral`` rows.
 DIHEDRAL_NAMES = ("original", "rot90", "rot180", "rot270", "flipx", "flipy", "flipplus1", "flipminus1")
@@ -45,6 +45,8 @@ class PDQResult:
     trimmed: Optional["PDQResult"] = None
     #: ``(top, bottom, left, right)`` of that content (exclusive ends), when ``trimmed`` is set
     box: Optional[tuple[int, int, int, int]] = None
+    #: with ``variants=(plan, ...)``: the query variants of each plan, from the same pixels
+    variants: tuple = ()
 
     @property
     def hashes(self) -> np.ndarray:
@@ -85,6 +87,8 @@ class PDQBatch:
     #: ``dihedral`` (or ``hashes``), valid where ``has_trimmed`` is true
     trimmed: Optional[np.ndarray] = None
     has_trimmed: Optional[np.ndarray] = None
+    #: with ``variants=(plan, ...)``: per input, the query variants of each plan (() where it failed)
+    variants: Optional[list] = None
 
     @property
     def ok(self) -> np.ndarray:
@@ -128,6 +132,7 @@ def pdq_hash(
     decode: Decode = "exact",
     max_pixels: Optional[int] = None,
     trim_borders: bool = False,
+    variants: Sequence[VariantPlan] = (),
 ) -> PDQResult:
     """PDQ hash of one image.
 
@@ -138,6 +143,9 @@ def pdq_hash(
     ``trim_borders=True`` also hashes the content inside a uniform border (letterbox, pad,
     screenshot frame), when one is found, into ``result.trimmed``; matching both hashes
     catches letterboxed and padded copies that plain PDQ misses (docs/accuracy.md).
+
+    ``variants``: platform-side query variant plans (:mod:`.variants`) computed from the same
+    decoded pixels, into ``result.variants`` (one decode for the hash and every variant).
 
     ``decode="fast"`` lets large JPEGs decode at reduced scale (several times faster; the
     hash then differs from the exact one by a few bits -- see the benchmark).
@@ -158,6 +166,8 @@ def pdq_hash(
             content, box = _trim(pixels[:, :, :3] if pixels.ndim == 3 else pixels)
             if box is not None:
                 res = replace(res, trimmed=hash_pixels(content, dihedral=dihedral, resize=resize), box=box)
+        if variants:
+            res = replace(res, variants=tuple(query_variants(pixels, plan) for plan in variants))
         return res
     except (ValueError, TypeError) as exc:
         raise ImageError(describe_source(image), str(exc)) from None
@@ -174,6 +184,7 @@ def pdq_hash_many(
     threads: int = 0,
     progress: Optional[Callable[[int, int], None]] = None,
     trim_borders: bool = False,
+    variants: Sequence[VariantPlan] = (),
 ) -> PDQBatch:
     """Hash many images on ``threads`` threads (0 = all cores).
 
@@ -193,13 +204,14 @@ def pdq_hash_many(
     trimmed = (np.zeros((n, 8, PDQ_HASH_BYTES) if dihedral else (n, PDQ_HASH_BYTES), dtype=np.uint8)
                if trim_borders else None)
     has_trimmed = np.zeros(n, dtype=bool) if trim_borders else None
+    per_variants: Optional[list] = [()] * n if variants else None
     errors: dict = {}
 
     def one(i: int) -> tuple[int, Optional[PDQResult], Optional[Exception]]:
         try:
             return i, pdq_hash(
                 items[i], dihedral=dihedral, exif_transpose=exif_transpose, resize=resize,
-                decode=decode, max_pixels=max_pixels, trim_borders=trim_borders,
+                decode=decode, max_pixels=max_pixels, trim_borders=trim_borders, variants=variants,
             ), None
         except Exception as exc:  # one item must never stop the batch
             err = exc if isinstance(exc, ImageError) else ImageError(describe_source(items[i]), f"{type(exc).__name__}: {exc}")
@@ -214,6 +226,8 @@ def pdq_hash_many(
             if trimmed is not None and res.trimmed is not None:
                 trimmed[i] = res.trimmed.dihedral if dihedral else res.trimmed.hash
                 has_trimmed[i] = True
+            if per_variants is not None:
+                per_variants[i] = res.variants
         else:
             errors[i] = err
         if progress is not None:
@@ -227,7 +241,7 @@ def pdq_hash_many(
             for done, (i, res, err) in enumerate(pool.map(one, range(n)), start=1):
                 record(i, res, err, done)
     return PDQBatch(hashes=hashes, qualities=qualities, errors=errors, dihedral=dih,
-                    trimmed=trimmed, has_trimmed=has_trimmed)
+                    trimmed=trimmed, has_trimmed=has_trimmed, variants=per_variants)
 
 
 def border_robust_distance(query: PDQResult, banked: PDQResult, *, dihedral: bool = False) -> int:
