@@ -28,8 +28,9 @@ Per upload, one thread, interleaved rounds:
 * lookups only: ``bank.match`` of the 8 dihedral hashes vs that plus the ``WINDOW_VARIANTS``
   rows (whole frames vs the whole index, windows vs the ``centre70`` index), as
   ``match_images`` issues them -- target <= 2x; and the same on the bare indexes (no bank);
-* hashing: ``query_variants(load_pixels(path), WINDOW_VARIANTS)`` next to
-  ``pdq_hash(path, dihedral=True)`` -- target <= 10 ms per upload.
+* hashing: ``query_variants(pixels, WINDOW_VARIANTS)`` of decoded pixels -- target <= 10 ms
+  per upload --, and the shipped path ``pdq_hash(path, dihedral=True, variants=(WINDOW_VARIANTS,))``
+  (one decode for the hash and the variants) next to ``pdq_hash(path, dihedral=True)``.
 
 Checks: every edited upload's own case found with windows vs without (counts), no upload
 matching another picture's case or a random case (must be 0), ``windows=True`` finding every
@@ -281,26 +282,31 @@ def run(ctx: harness.Context) -> None:
                           upload_sizes={"min": list(min(shapes, key=lambda s: s[0] * s[1])),
                                         "max": list(max(shapes, key=lambda s: s[0] * s[1]))})
 
-        # Hashing: independent of the bank, measured once.
-        # Hashing: independent of the bank, measured once. The decode is timed on its own too
-        # (bench_robust's 10 ms figure is for pixels already in memory).
+        # Hashing: independent of the bank, measured once. The shipped path decodes each upload
+        # once for its hash and its variants (pdq_hash(..., variants=...)); bench_robust's 10 ms
+        # budget is for the variants of pixels already in memory, which is also what the shipped
+        # path adds to hashing the upload.
         decoded = [load_pixels(p) for p in paths]
         name = "hashing per upload (one core)"
         st = ctx.compare(name, {
             "pdq_hash dihedral": lambda: [pdq_hash(p, dihedral=True) for p in paths],
-            "WINDOW_VARIANTS": lambda: [query_variants(load_pixels(p), WINDOW_VARIANTS) for p in paths],
+            "pdq_hash dihedral + WINDOW_VARIANTS": lambda: [
+                pdq_hash(p, dihedral=True, variants=(WINDOW_VARIANTS,)) for p in paths],
             "WINDOW_VARIANTS on decoded pixels": lambda: [query_variants(px, WINDOW_VARIANTS) for px in decoded],
             "load_pixels": lambda: [load_pixels(p) for p in paths],
         }, items=len(paths), per="upload", repeats=repeats)
         ms = {k: 1e3 * s.median / len(paths) for k, s in st.items()}
-        ctx.ratio(name, "WINDOW_VARIANTS", "pdq_hash dihedral")
+        ctx.ratio(name, "pdq_hash dihedral + WINDOW_VARIANTS", "pdq_hash dihedral")
         ctx.config["hashing_ms"] = {k: round(v, 3) for k, v in ms.items()}
-        met = {k: ms[k] <= VARIANT_MS_TARGET for k in ("WINDOW_VARIANTS", "WINDOW_VARIANTS on decoded pixels")}
+        added = ms["pdq_hash dihedral + WINDOW_VARIANTS"] - ms["pdq_hash dihedral"]
+        met = {"variants on decoded pixels": ms["WINDOW_VARIANTS on decoded pixels"] <= VARIANT_MS_TARGET,
+               "added to hashing the upload": added <= VARIANT_MS_TARGET}
         ctx.config["variants_ms_met"] = met
-        ctx.note(f"hashing WINDOW_VARIANTS per upload, one core: {ms['WINDOW_VARIANTS']:.2f} ms from the file "
-                 f"({'met' if met['WINDOW_VARIANTS'] else 'MISSED'}), {ms['WINDOW_VARIANTS on decoded pixels']:.2f} ms "
-                 f"on decoded pixels ({'met' if met['WINDOW_VARIANTS on decoded pixels'] else 'MISSED'}; target <= "
-                 f"{VARIANT_MS_TARGET:g} ms); pdq_hash(dihedral=True) {ms['pdq_hash dihedral']:.2f} ms, load_pixels "
+        ctx.note(f"hashing WINDOW_VARIANTS per upload, one core: {ms['WINDOW_VARIANTS on decoded pixels']:.2f} ms on "
+                 f"decoded pixels ({'met' if met['variants on decoded pixels'] else 'MISSED'}; target <= "
+                 f"{VARIANT_MS_TARGET:g} ms); the shipped path (one decode) {ms['pdq_hash dihedral + WINDOW_VARIANTS']:.2f}"
+                 f" ms against pdq_hash(dihedral=True) {ms['pdq_hash dihedral']:.2f} ms: +{added:.2f} ms "
+                 f"({'met' if met['added to hashing the upload'] else 'MISSED'}); load_pixels "
                  f"{ms['load_pixels']:.2f} ms; {len(paths)} uploads of {ctx.config['upload_sizes']['min']} .. "
                  f"{ctx.config['upload_sizes']['max']} pixels (PNG, JPEG, WebP)")
         queries = [upload_queries(p) for p in paths]
