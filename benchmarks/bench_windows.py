@@ -50,7 +50,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 from PIL import Image
@@ -369,13 +369,18 @@ def measure(ctx: harness.Context, lab: str, bank, uploads: Sequence[Upload], que
             if len(q.windows):
                 bank.match(q.windows, dihedral=False, threads=1, window=WINDOW)
 
-    name = f"{lab}: bank.match per upload, 1 thread"
-    st = ctx.compare(name, {"dihedral 8": plain, "dihedral 8 + WINDOW_VARIANTS": with_windows},
-                     items=k, per="upload", repeats=lookup_repeats)
-    row["lookup_ms"] = {s: round(1e3 * v.median / k, 3) for s, v in st.items()}
-    sp = ctx.ratio(name, "dihedral 8 + WINDOW_VARIANTS", "dihedral 8", target=1 / LOOKUP_RATIO_TARGET,
-                   label=f"{lab}: bank lookups with windows vs dihedral (target: cost <= {LOOKUP_RATIO_TARGET:g}x)")
-    row["lookup_cost"] = round(1 / sp, 3)
+    def lookup_cost(key: str, what: str, name: str, plain_fn: Callable[[], None],
+                    with_fn: Callable[[], None]) -> None:
+        """Both lookups in interleaved rounds: ms per upload into row[key + '_ms'], the cost ratio
+        into row[key + '_cost'], against the 2x budget."""
+        st = ctx.compare(name, {"dihedral 8": plain_fn, "dihedral 8 + WINDOW_VARIANTS": with_fn},
+                         items=k, per="upload", repeats=lookup_repeats)
+        row[f"{key}_ms"] = {s: round(1e3 * v.median / k, 3) for s, v in st.items()}
+        sp = ctx.ratio(name, "dihedral 8 + WINDOW_VARIANTS", "dihedral 8", target=1 / LOOKUP_RATIO_TARGET,
+                       label=f"{lab}: {what} with windows vs dihedral (target: cost <= {LOOKUP_RATIO_TARGET:g}x)")
+        row[f"{key}_cost"] = round(1 / sp, 3)
+
+    lookup_cost("lookup", "bank lookups", f"{lab}: bank.match per upload, 1 thread", plain, with_windows)
 
     # 2b. The same lookups on the bare indexes (no lock, change check or SQLite resolution).
     ix = indexes(bank)
@@ -393,13 +398,8 @@ def measure(ctx: harness.Context, lab: str, bank, uploads: Sequence[Upload], que
             if len(q.windows):
                 ix[WINDOW].range_search(q.windows, r, threads=1)
 
-    name = f"{lab}: index range_search per upload, 1 thread"
-    st = ctx.compare(name, {"dihedral 8": ix_plain, "dihedral 8 + WINDOW_VARIANTS": ix_windows},
-                     items=k, per="upload", repeats=lookup_repeats)
-    row["index_lookup_ms"] = {s: round(1e3 * v.median / k, 3) for s, v in st.items()}
-    sp = ctx.ratio(name, "dihedral 8 + WINDOW_VARIANTS", "dihedral 8", target=1 / LOOKUP_RATIO_TARGET,
-                   label=f"{lab}: index lookups with windows vs dihedral (target: cost <= {LOOKUP_RATIO_TARGET:g}x)")
-    row["index_lookup_cost"] = round(1 / sp, 3)
+    lookup_cost("index_lookup", "index lookups", f"{lab}: index range_search per upload, 1 thread", ix_plain,
+                ix_windows)
     ctx.note(f"{lab}: cost of the opt-in per upload (windows / plain, medians): match_images "
              f"{row['match_images_cost']:.2f}x, bank lookups {row['lookup_cost']:.2f}x, index lookups "
              f"{row['index_lookup_cost']:.2f}x (lookup target <= {LOOKUP_RATIO_TARGET:g}x)")

@@ -10,7 +10,7 @@ import os
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import httpx
 import numpy as np
@@ -48,6 +48,23 @@ def start_matcher(bank: str, *extra: str) -> HubServer:
         time.sleep(0.05)
     client.close()
     return server
+
+
+def served_matcher(request: Any, tmp_path_factory: Any) -> Iterator[tuple[httpx.Client, str]]:
+    """For a module fixture parametrized by store ("sqlite", "postgresql"): a fresh bank and a
+    matcher serving it, as (client, bank target); stopped afterwards."""
+    if request.param == "sqlite":
+        target = str(tmp_path_factory.mktemp("matcher") / "bank.db")
+    else:
+        _, target = request.getfixturevalue("pg_server").create_database()
+    init_bank(target)
+    server = start_matcher(target)
+    client = httpx.Client(base_url=server.url, timeout=60)
+    try:
+        yield client, target
+    finally:
+        client.close()
+        server.close()
 
 
 def random_hex(rng: np.random.Generator) -> str:

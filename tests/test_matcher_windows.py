@@ -15,7 +15,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from hub_server import run_cli
-from matcher_helpers import OpenApi, init_bank, start_matcher, until
+from matcher_helpers import OpenApi, served_matcher, until
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "survivor"
 
@@ -37,18 +37,8 @@ def _bannered(path: Path) -> bytes:
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def served(request, tmp_path_factory):
-    if request.param == "sqlite":
-        target = str(tmp_path_factory.mktemp("matcher") / "bank.db")
-    else:
-        _, target = request.getfixturevalue("pg_server").create_database()
-    init_bank(target)
-    server = start_matcher(target)
-    client = httpx.Client(base_url=server.url, timeout=60)
-    try:
+    for client, target in served_matcher(request, tmp_path_factory):
         yield client, target, tmp_path_factory.mktemp("sub")
-    finally:
-        client.close()
-        server.close()
 
 
 def _lookup(client: httpx.Client, data: bytes, **params) -> dict:
