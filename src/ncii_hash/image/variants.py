@@ -264,12 +264,29 @@ def _crop_windows(w: int, h: int, windows: tuple[Window, ...], keep: float,
     return out
 
 
-def rotate_luma(luma: np.ndarray, degrees: float) -> np.ndarray:
+def _rotation_source(luma: np.ndarray, windows: tuple[Window, ...], degrees: float) -> tuple[np.ndarray, tuple[int, int]]:
+    """The part of ``luma`` that every window of a counter-rotation by ``degrees`` about the
+    centre samples from, cropped symmetrically so that its centre is the picture's (rotating it
+    gives the windows the pixels a rotation of the whole picture would), and its offset
+    ``(top, left)``."""
+    h, w = luma.shape
+    c, s = abs(np.cos(np.radians(degrees))), abs(np.sin(np.radians(degrees)))
+    half_w = half_h = 0.0
+    for t, b, l, r in _boxes(windows)(w, h):
+        ex, ey = max(abs(l - w / 2), abs(r - w / 2)), max(abs(t - h / 2), abs(b - h / 2))
+        half_w, half_h = max(half_w, ex * c + ey * s), max(half_h, ex * s + ey * c)
+    dx = max(0, int(w / 2 - half_w) - 2)  # 2 pixels of slack for nearest-neighbour rounding
+    dy = max(0, int(h / 2 - half_h) - 2)
+    return luma[dy:h - dy, dx:w - dx], (dy, dx)
+
+
+def rotate_luma(luma: np.ndarray, degrees: float, fill: Optional[int] = None) -> np.ndarray:
     """``luma`` rotated counter-clockwise by ``degrees`` about its centre on the same canvas;
     the corners the rotation uncovers take the picture's mean level (closer on average to
     the lost content than black). Nearest-neighbour sampling: PDQ's own box filter smooths
     far more than bilinear would, at a third of the cost (same recall on 80 photos)."""
-    fill = int(luma.mean() + 0.5)
+    if fill is None:
+        fill = int(luma.mean() + 0.5)
     return np.asarray(Image.fromarray(luma).rotate(degrees, resample=Image.NEAREST, expand=False, fillcolor=fill))
 
 
@@ -306,7 +323,15 @@ def query_variants(pixels: np.ndarray, plan: VariantPlan = VariantPlan()) -> Que
             frame("box", _cut(luma, box))
         box = box or strict
     for deg in plan.rotations:
-        frame(f"rot{deg:+g}", rotate_luma(luma, deg), whole=plan.rotated_whole)
+        if plan.rotated_whole or not windows:
+            frame(f"rot{deg:+g}", rotate_luma(luma, deg), whole=plan.rotated_whole)
+            continue
+        # windows only: rotate just the centred part of the picture the windows' pixels come
+        # from (same centre, so the same pixels as rotating the whole; ~half the work)
+        part, (dy, dx) = _rotation_source(luma, windows, deg)
+        turned = rotate_luma(part, deg, fill=0)  # the windows never reach the uncovered corners
+        for (f, anchor), (t, b, l, r) in zip(windows, _boxes(windows)(luma.shape[1], luma.shape[0])):
+            add(f"rot{deg:+g}/{window_name(f, anchor)}", turned[t - dy:b - dy, l - dx:r - dx])
     for f, anchor in plan.subwindows:
         add(f"sub{f:g}@{anchor[0]:g},{anchor[1]:g}", _cut(luma, window_box(luma.shape[1], luma.shape[0], f, anchor)))
     for keep, anchor in plan.crops:
