@@ -50,18 +50,20 @@ def start_matcher(bank: str, *extra: str) -> HubServer:
     return server
 
 
-def served_matcher(request: Any, tmp_path_factory: Any) -> Iterator[tuple[httpx.Client, str]]:
-    """For a module fixture parametrized by store ("sqlite", "postgresql"): a fresh bank and a
-    matcher serving it, as (client, bank target); stopped afterwards."""
+def bank_target(request: Any, tmp_path_factory: Any) -> str:
+    """For a module fixture parametrized by store ("sqlite", "postgresql"): a fresh bank's target."""
     if request.param == "sqlite":
-        target = str(tmp_path_factory.mktemp("matcher") / "bank.db")
-    else:
-        _, target = request.getfixturevalue("pg_server").create_database()
+        return str(tmp_path_factory.mktemp("matcher") / "bank.db")
+    return request.getfixturevalue("pg_server").create_database()[1]
+
+
+def served_matcher(target: str) -> Iterator[tuple[httpx.Client, HubServer]]:
+    """A new bank at ``target`` and a matcher serving it, as (client, server); stopped afterwards."""
     init_bank(target)
     server = start_matcher(target)
     client = httpx.Client(base_url=server.url, timeout=60)
     try:
-        yield client, target
+        yield client, server
     finally:
         client.close()
         server.close()

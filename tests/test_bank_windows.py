@@ -45,7 +45,7 @@ def _case_with_windows(bank: HashBank, seed: int, n: int = 3, with_window=None) 
 def test_windows_match_like_for_like_and_name_their_image(store):
     with HashBank(store) as bank:
         cid, whole, win = _case_with_windows(bank, 1, with_window=[0, 2])
-        assert bank.window_count() == 2 and bank.stats().window_hashes == 2 and len(bank) == 3
+        assert bank.stats().window_hashes == 2 and bank.stats().window_hashes == 2 and len(bank) == 3
         ids = {m.hash_id: i for i, m in enumerate(bank.match(whole, 0, dihedral=False))}
         found = bank.match(_flip(win, 16), 31, dihedral=False, window="centre70")
         assert [(m.query, m.case_id, m.distance) for m in found] == [(0, cid, 16), (2, cid, 16)]
@@ -66,7 +66,7 @@ def test_bad_windows_are_refused_and_nothing_is_banked(store):
                                  ([ImageWindow(0, "grid9", bytes(32), 90)], "unknown window")]:
             with pytest.raises(BankError, match=message):
                 bank.add_case(whole, [90, 90], windows=windows)
-        assert len(bank) == 0 and bank.window_count() == 0
+        assert len(bank) == 0 and bank.stats().window_hashes == 0
 
 
 def test_withdrawal_takes_the_windows_out_of_rows_index_and_snapshots(store, tmp_path):
@@ -76,12 +76,12 @@ def test_withdrawal_takes_the_windows_out_of_rows_index_and_snapshots(store, tmp
         bank.save_snapshot()
         bank.close()
     with HashBank(store, snapshot_dir=tmp_path / "snaps") as bank:
-        assert bank.window_count() == 6
+        assert bank.stats().window_hashes == 6
         assert len(bank.match(win, 0, dihedral=False, window="centre70")) == 3
         assert bank.withdraw(cid) == 3
         assert bank.match(win, 31, dihedral=False, window="centre70") == []
         assert len(bank.match(win2, 0, dihedral=False, window="centre70")) == 3
-        assert bank.window_count() == 3
+        assert bank.stats().window_hashes == 3
         bank.verify()
     if not store.startswith("postgresql"):
         rows = sqlite3.connect(store).execute("SELECT COUNT(*) FROM windows").fetchone()[0]
@@ -94,7 +94,7 @@ def test_withdrawal_takes_the_windows_out_of_rows_index_and_snapshots(store, tmp
 
 def test_a_second_process_sees_windows_added_and_withdrawn(store):
     with HashBank(store) as a, HashBank(store) as b:
-        assert b.window_count() == 0
+        assert b.stats().window_hashes == 0
         cid, _, win = _case_with_windows(a, 11)
         assert len(b.match(win, 0, dihedral=False, window="centre70")) == 3  # caught up from the log
         a.withdraw(cid)
@@ -126,9 +126,9 @@ def test_a_bank_of_schema_4_is_migrated_and_keeps_its_hashes(tmp_path):
     con.commit()
     con.close()
     with HashBank(path) as bank:
-        assert len(bank) == 2 and bank.window_count() == 0
+        assert len(bank) == 2 and bank.stats().window_hashes == 0
         _case_with_windows(bank, 23)
-        assert bank.window_count() == 3
+        assert bank.stats().window_hashes == 3
 
 
 # ---- real pictures ------------------------------------------------------------------------------
@@ -211,23 +211,23 @@ def test_hub_feeds_windows_on_request_and_sync_banks_them_then_withdraws(hub, tm
     upload = _rotated(photos[0], tmp_path / "u.jpg", -5.0)
     with HashBank(tmp_path / "stock.db") as stock:  # a stock partner: image hashes only
         report = stock.sync(None, keys)
-        assert report.records == 2 and stock.window_count() == 0
+        assert report.records == 2 and stock.stats().window_hashes == 0
     with HashBank(tmp_path / "bank.db") as bank:
         report = bank.sync(None, keys, signal_types=(*STOCK_SIGNAL_TYPES, SIGNAL_PDQ_WINDOW))
-        assert report.records == 4 and report.skipped == 0 and bank.window_count() == 2
+        assert report.records == 4 and report.skipped == 0 and bank.stats().window_hashes == 2
         assert bank.case(case).hashes == 2  # the window records name images the case already holds
         assert [m.case_id for m in bank.match_images([str(upload)])[0].pdq] == [case]
         again = bank.sync(None, keys, signal_types=(*STOCK_SIGNAL_TYPES, SIGNAL_PDQ_WINDOW), restart=True)
-        assert again.hashes_added == 0 and bank.window_count() == 2  # a replayed page adds nothing twice
+        assert again.hashes_added == 0 and bank.stats().window_hashes == 2  # a replayed page adds nothing twice
         w = httpx.post(f"{hub.url}/cases/{case}/withdraw", json={"pin": pin}, timeout=30)
         assert w.status_code == 200, w.text
         bank.sync(None, keys, signal_types=(*STOCK_SIGNAL_TYPES, SIGNAL_PDQ_WINDOW))
-        assert bank.window_count() == 0 and bank.match_images([str(upload)])[0].pdq == ()
+        assert bank.stats().window_hashes == 0 and bank.match_images([str(upload)])[0].pdq == ()
         bank.verify()
     with HashBank(tmp_path / "windows-only.db") as only:  # windows alone bring their images
         r2, _ = open_case(hub.url, _submission(photos[:1], windows=True).to_dict())
         report = only.sync(None, keys, signal_types=(SIGNAL_PDQ_WINDOW,))
         cid = r2.json()["case_number"]
-        assert only.case(cid).hashes == 1 and only.window_count() == 1
+        assert only.case(cid).hashes == 1 and only.stats().window_hashes == 1
         assert only.match(pdq_hash(str(photos[0])).hash.reshape(1, -1), 0, dihedral=False)[0].case_id == cid
     assert SIGNAL_PDQ not in (SIGNAL_PDQ_WINDOW,)

@@ -11,7 +11,7 @@ import httpx
 import numpy as np
 import pytest
 
-from matcher_helpers import OpenApi, flip_bits, photo, random_hex, served_matcher, until
+from matcher_helpers import OpenApi, bank_target, flip_bits, photo, random_hex, served_matcher, until
 
 SPECIMEN1 = "facd8bcb2a49bcebdec1985298d5fe84bcd006c187c598c720c3c087b3fdb318"
 SPECIMEN2 = "facd8bcb2a49bcebdec1985228d5ae84bcd006c187c598c720c2b087b3fdb318"  # distance 9 (HMA's own test)
@@ -20,7 +20,8 @@ SPECIMEN2 = "facd8bcb2a49bcebdec1985228d5ae84bcd006c187c598c720c2b087b3fdb318"  
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def served(request, tmp_path_factory):
     """(client, OpenApi, bank target) of one matcher per store, shared by this module's tests."""
-    for client, target in served_matcher(request, tmp_path_factory):
+    target = bank_target(request, tmp_path_factory)
+    for client, _ in served_matcher(target):
         yield client, OpenApi(), target
 
 

@@ -11,22 +11,14 @@ import httpx
 import pytest
 
 from hub_server import run_cli
-from matcher_helpers import init_bank, photo, start_matcher
+from matcher_helpers import init_bank, photo, served_matcher, start_matcher
 
 H = "facd8bcb2a49bcebdec1985298d5fe84bcd006c187c598c720c3c087b3fdb318"
 
 
 @pytest.fixture(scope="module")
 def matcher(tmp_path_factory):
-    target = str(tmp_path_factory.mktemp("matcher") / "bank.db")
-    init_bank(target)
-    server = start_matcher(target)
-    client = httpx.Client(base_url=server.url, timeout=30)
-    try:
-        yield client, server
-    finally:
-        client.close()
-        server.close()
+    yield from served_matcher(str(tmp_path_factory.mktemp("matcher") / "bank.db"))
 
 
 def state(client: httpx.Client) -> tuple:

@@ -15,7 +15,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from hub_server import run_cli
-from matcher_helpers import OpenApi, served_matcher, until
+from matcher_helpers import OpenApi, bank_target, served_matcher, until
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "survivor"
 
@@ -37,7 +37,8 @@ def _bannered(path: Path) -> bytes:
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def served(request, tmp_path_factory):
-    for client, target in served_matcher(request, tmp_path_factory):
+    target = bank_target(request, tmp_path_factory)
+    for client, _ in served_matcher(target):
         yield client, target, tmp_path_factory.mktemp("sub")
 
 

@@ -249,12 +249,6 @@ class HashBank:
         with self._lock:
             return self._features.count()
 
-    def window_count(self) -> int:
-        """Shared window hashes banked (all window names), as the indexes hold them."""
-        with self._lock:
-            self._windows.catch_up()
-            return len(self._windows)
-
     def __len__(self) -> int:
         with self._lock:
             return int(self._db.execute("SELECT COUNT(*) FROM hashes").fetchone()[0])
@@ -361,7 +355,7 @@ class HashBank:
     def stats(self) -> BankStats:
         with self._lock:
             self._hashes.catch_up()
-            self._windows.catch_up()
+            self._windows.catch_up(self._hashes.seq)
             c = self._db.execute("SELECT COUNT(*), SUM(CASE WHEN status='active' THEN 1 ELSE 0 END), "
                                  "SUM(CASE WHEN status='withdrawn' THEN 1 ELSE 0 END) FROM cases").fetchone()
             n = self._db.execute("SELECT COUNT(*) FROM hashes").fetchone()[0]
@@ -375,12 +369,17 @@ class HashBank:
         """Hashes the in-memory index holds (no database query)."""
         return len(self._hashes)
 
+    @property
+    def window_index_size(self) -> int:
+        """Shared window hashes the in-memory window indexes hold (no database query)."""
+        return len(self._windows)
+
     def refresh(self) -> int:
         """Apply what other processes committed since (new hashes in, withdrawn ones out);
         the change sequence the index now reflects. Cheap when nothing changed."""
         with self._lock:
             self._hashes.catch_up()
-            self._windows.catch_up()
+            self._windows.catch_up(self._hashes.seq)
             return self._hashes.seq
 
     def verify(self) -> None:

@@ -85,8 +85,10 @@ def match_images(
         raise ValueError(f"variants: a plan may cut only the windows survivors share ({', '.join(SHARED_WINDOWS)}); "
                          f"got {sorted(_window_names(variants))}")
     plans = [variants] if variants is not None else []
-    if windows and bank.window_count():
-        plans.append(WINDOW_VARIANTS)
+    if windows:
+        bank.refresh()  # the window indexes as of now (bank.match catches the hash index up too)
+        if bank.window_index_size:
+            plans.append(WINDOW_VARIANTS)
     # one decode per image: its hash, its border-trimmed content and every plan's variants
     batch = pdq_hash_many(images, dihedral=True, threads=threads, progress=progress, trim_borders=trim_borders,
                           variants=plans)

@@ -280,11 +280,8 @@ class CaseRows:
         self.added = 0
         #: (image hash, window name) -> window hash, of windows this case does not hold yet
         self.windows: dict[tuple[bytes, str], bytes] = {}
-        self.existing_windows: set = set()
-        if existing:
-            self.existing_windows = {(bytes(h), str(n)) for h, n in db.execute(
-                "SELECT h.hash, w.window_name FROM windows w JOIN hashes h ON h.hash_id = w.hash_id "
-                "WHERE h.case_id=?", (case_id,))}
+        self._db, self._case_id, self._existing = db, case_id, existing
+        self._held_windows: Optional[set] = None  # read on the first window record only
 
     def empty(self) -> bool:
         return not self.codes and not self.new_videos and not self.md5_updates and not self.windows
@@ -297,12 +294,20 @@ class CaseRows:
             # banks the image, and the window is keyed by the image's row
             name, image, window = parse_window_value(r.hash_value)
             self._image(image)
-            if (image, name) not in self.existing_windows:
+            if (image, name) not in self.held_windows():
                 self.windows[(image, name)] = window
         elif r.signal_type == SIGNAL_VIDEO_PDQ:
             self._video(*parse_video_pdq_value(r.hash_value))
         elif r.signal_type == SIGNAL_VIDEO_MD5:
             self._md5(r.hash_value)
+
+    def held_windows(self) -> set:
+        """(image hash, window name) of the windows the case already holds."""
+        if self._held_windows is None:
+            self._held_windows = set() if not self._existing else {(bytes(h), str(n)) for h, n in self._db.execute(
+                "SELECT h.hash, w.window_name FROM windows w JOIN hashes h ON h.hash_id = w.hash_id "
+                "WHERE h.case_id=?", (self._case_id,))}
+        return self._held_windows
 
     def _image(self, code: bytes) -> None:
         if code not in self.images:

@@ -40,9 +40,12 @@ class WindowIndexes:
         for s in self.syncs.values():
             s.open()
 
-    def catch_up(self) -> None:
+    def catch_up(self, seq: Optional[int] = None) -> None:
+        """Apply the change log; ``seq``: the store's change sequence as just read (by the
+        whole pictures' index), so an index already there costs no second read."""
         for s in self.syncs.values():
-            s.catch_up()
+            if seq is None or s.seq != seq:
+                s.catch_up()
 
     def insert(self, rows: Sequence[tuple[int, str, bytes, int, int]]) -> dict:
         """Bank window rows ``(image's hash id, name, hash, quality, change seq)``;

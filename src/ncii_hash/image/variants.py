@@ -41,9 +41,8 @@ from PIL import Image
 
 from .._core import pdq_hash as core_pdq_hash
 from .borders import find_content_box
-from .photo_box import find_photo_box
+from .photo_box import Box, find_photo_box
 
-Box = tuple[int, int, int, int]
 WindowSet = Callable[[int, int], list[Box]]
 
 
@@ -363,13 +362,12 @@ def shared_window_hash(pixels: np.ndarray, name: str = SURVIVOR_WINDOW_SET) -> t
     """``(hash uint8 (32,), quality)`` of the one-window set ``name`` (a submission's shared
     window, e.g. ``centre70``) of the picture's full-resolution pixels -- the pixels ``pdq_hash``
     hashes, so the survivor's device and every platform cut the same box."""
-    windows = WINDOW_SETS.get(name, ())
-    if len(windows) != 1:
+    a = np.asarray(pixels)
+    boxes = survivor_windows(a.shape[1], a.shape[0], name)
+    if len(boxes) != 1:
         raise ValueError(f"{name!r} is not a one-window set; shared windows: "
                          f"{sorted(k for k, v in WINDOW_SETS.items() if len(v) == 1)}")
-    a = np.asarray(pixels)
-    (f, anchor), = windows
-    h, q, _ = core_pdq_hash(np.ascontiguousarray(_cut(a, window_box(a.shape[1], a.shape[0], f, anchor))), False)
+    h, q, _ = core_pdq_hash(np.ascontiguousarray(_cut(a, boxes[0])), False)
     return h, int(q)
 
 

@@ -27,7 +27,6 @@ import numpy as np
 
 from ...bank import HashBank
 from ...bank.store import open_database
-from ...errors import StoreUnavailableError
 from ...hashes import PDQ_MATCH_THRESHOLD
 from ...index import DEFAULT_BACKEND
 from ..access import StoreAccess
@@ -187,14 +186,25 @@ class Matcher:
         if self.board is not None:
             self.board.bump(self.settings.worker)
 
+    def _board_writes(self) -> None:
+        """Another worker wrote since this one last looked: apply the log first, so a lookup
+        sees every write answered before it, as with one process."""
+        if self.board is not None:
+            version = self.board.version()
+            if version != self._board_seen:
+                try:
+                    self._follow()
+                    self._board_seen = version
+                except Exception:  # noqa: BLE001 - the store is away: search what the index holds; retried next time
+                    log.warning("could not apply the change log before a lookup (store unavailable?)")
+
     def holds_windows(self) -> bool:
         """Whether the bank holds survivors' shared window hashes (then an uploaded photo is also
-        searched through its window variants); False while the store is away."""
+        searched through its window variants): the window indexes as the change follower keeps
+        them, like the whole pictures' -- no store read on a lookup."""
         assert self.bank is not None
-        try:
-            return self.bank.window_count() > 0
-        except StoreUnavailableError:
-            return False
+        self._board_writes()
+        return self.bank.window_index_size > 0
 
     def variant_hits(self, frames: Optional[np.ndarray], windows: dict, radius: int) -> list[Hit]:
         """An upload's variant rows (``media.Hashed``): whole frames among the whole pictures,
@@ -209,14 +219,7 @@ class Matcher:
     def _search(self, queries: np.ndarray, radius: int, dihedral: bool,
                 window: Optional[str] = None) -> list[list[Hit]]:
         assert self.bank is not None and self.resolver is not None
-        if self.board is not None:  # another worker wrote since: its write first, then the search
-            version = self.board.version()
-            if version != self._board_seen:
-                try:
-                    self._follow()
-                    self._board_seen = version
-                except Exception:  # noqa: BLE001 - the store is away: search what the index holds; retried next time
-                    log.warning("could not apply the change log before a lookup (store unavailable?)")
+        self._board_writes()
         # The index's answer (one query row on one thread: more would only cost their start),
         # resolved to content ids, banks and settings by the resolver's cache.
         threads = self.settings.threads or (1 if len(queries) == 1 else 0)
